@@ -92,3 +92,15 @@ def derive_seed(seed: int, *labels: object) -> int:
     """A stable 32-bit seed for one random step, so runs are reproducible and steps independent."""
     text = "/".join([str(seed), *map(str, labels)])
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+def write_resolved(config: dict[str, Any], path: str | os.PathLike) -> str:
+    """Write the validated config as YAML, touching the file only when its content changes."""
+    from anomalyhunt.io import atomic_path
+
+    text = yaml.safe_dump(config, sort_keys=False)
+    path = Path(path)
+    if not path.exists() or path.read_text() != text:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+    return str(path)

@@ -1,0 +1,32 @@
+# Two commands for a fresh machine:  make run  (the default search)  and  make test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+
+.PHONY: install run test lint dry-run clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+run: install
+	$(BIN)/snakemake --cores $(CORES)
+
+dry-run: install
+	$(BIN)/snakemake -n
+
+test: install
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results/*/ .snakemake

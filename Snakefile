@@ -1,0 +1,25 @@
+# anomalyhunt: a model-agnostic dijet resonance search with machine-learned anomaly scores.
+#   snakemake --cores all                       the default search (config/config.yaml)
+#   snakemake --cores all --configfile my.yaml  another search; outputs under results/<run>/
+# Each rule is a thin call of a package command (python -m anomalyhunt.<stage>); see README.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/regions.smk"
+include: "workflow/rules/scores.smk"
+include: "workflow/rules/bumphunt.smk"
+include: "workflow/rules/summary.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.summary.output,

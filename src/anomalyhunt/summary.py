@@ -1,0 +1,191 @@
+"""Summary of a search: local significance of every window x cut (x method), and the global one.
+
+The global significance of the largest local excess comes from background-only pseudo-experiments
+of the whole fit stage (each fitted background Poisson-fluctuated and refitted), with a
+Gross-Vitells upcrossing estimate beside it as a cross-check that needs no toys at high Z.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anomalyhunt import cli
+from anomalyhunt import config as cfgmod
+from anomalyhunt.io import atomic_path, read_json, write_csv, write_json
+from anomalyhunt.stats import trials
+
+log = logging.getLogger(__name__)
+
+
+def local_table(fits: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (method, window, cut) with the local result; skipped/failed rows kept, z NaN."""
+    rows = []
+    for f in fits:
+        if f["skipped"]:
+            rows.append({"method": f["method"], "window": f["window"], "centre": f["centre"],
+                         "sr_lo": f["sr"][0], "sr_hi": f["sr"][1], "efficiency": np.nan,
+                         "status": f"skipped: {f['skipped']}"})
+            continue
+        for c in f["cuts"]:
+            limit = c.get("limit") or {}
+            rows.append({
+                "method": f["method"], "window": f["window"], "centre": f["centre"],
+                "sr_lo": f["sr"][0], "sr_hi": f["sr"][1], "efficiency": c["efficiency"],
+                "n_obs": c["n_obs"], "b": c["b"], "sigma_b": c["sigma_b"],
+                "z": c["z"], "p0": c["p0"], "limit_obs": limit.get("observed"),
+                "limit_exp": limit.get("expected"), "chi2_ndf": _chi2_ndf(c["fit"]),
+                "fit_pvalue": c["fit"].get("chi2_pvalue"), "n_signal_sr": c.get("n_signal_sr"),
+                "status": "ok" if c["valid"] else f"fit failed: {c['reason']}",
+            })
+    table = pd.DataFrame(rows)
+    for col in ("z", "p0", "b", "sigma_b", "n_obs", "limit_obs", "limit_exp"):
+        if col not in table:
+            table[col] = np.nan
+        table[col] = pd.to_numeric(table[col], errors="coerce")
+    return table
+
+
+def _chi2_ndf(fit: dict[str, Any]) -> float | None:
+    ndf = fit.get("ndf")
+    return fit["chi2"] / ndf if ndf and fit.get("chi2") is not None else None
+
+
+def toy_tests(fits: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[str, str, float, float]]]:
+    """The (window, cut) tests the toys redo, with their keys (method, window, efficiency, centre)."""
+    tests, keys = [], []
+    for f in fits:
+        if f["skipped"]:
+            continue
+        for c in f["cuts"]:
+            if not c["valid"]:
+                continue
+            fit = c["fit"]
+            tests.append({"edges": np.asarray(fit["edges"]), "expected": np.asarray(fit["expected"]),
+                          "sr": tuple(f["sr"]), "start": np.asarray(fit["params"])})
+            keys.append((f["method"], f["window"], c["efficiency"], f["centre"]))
+    return tests, keys
+
+
+def global_significance(fits: Sequence[dict[str, Any]], table: pd.DataFrame, n_toys: int, seed: int,
+                        n_jobs: int) -> dict[str, Any]:
+    ok = table[table["status"] == "ok"]
+    if ok.empty:
+        return {"status": "no valid window: nothing to test"}
+    best = ok.loc[ok["z"].idxmax()]
+    z_max = float(best["z"])
+    out: dict[str, Any] = {"z_local_max": z_max, "p_local_min": float(best["p0"]),
+                           "n_tests": len(ok), "n_toys": n_toys}
+    if n_toys == 0:
+        out["toys"] = {"status": "summary.toys = 0: no pseudo-experiments"}
+        return out
+    tests, keys = toy_tests(fits)
+    z_toys = trials.toy_scans(tests, n_toys, seed, n_jobs=n_jobs, progress=True)
+    out["toys"] = trials.global_significance(z_max, z_toys.max(axis=1))
+    # Gross-Vitells: one ordered 1D scan (local Z vs window centre) per method and cut
+    scans = []
+    groups: dict[tuple[str, float], list[int]] = {}
+    for i, (method, _w, eff, _centre) in enumerate(keys):
+        groups.setdefault((method, eff), []).append(i)
+    for idx in groups.values():
+        order = sorted(idx, key=lambda i: keys[i][3])
+        if len(order) >= 2:
+            scans.append(z_toys[:, order])
+    out["gross_vitells"] = trials.gross_vitells_multi(scans, z_max) if scans else {
+        "status": "fewer than two windows per scan"}
+    out["toy_max_z_quantiles"] = {q: float(np.quantile(z_toys.max(axis=1), q)) for q in (0.5, 0.9, 0.99)}
+    return out
+
+
+def best_row(table: pd.DataFrame) -> dict[str, Any] | None:
+    ok = table[table["status"] == "ok"]
+    if ok.empty:
+        return None
+    return ok.loc[ok["z"].idxmax()].to_dict()
+
+
+def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> None:
+    lines = [f"# anomalyhunt search `{summary['run']}`", ""]
+    lines.append(f"- data: {summary['data_source']}, {summary['n_events']:,} events, "
+                 f"{summary['n_injected']} signal events injected")
+    lines.append(f"- methods: {', '.join(summary['methods'])}; windows: {summary['n_windows']} "
+                 f"({summary['n_windows_skipped']} skipped); cuts keep {summary['efficiencies']}")
+    best = summary["best"]
+    g = summary["global"]
+    if best:
+        lines.append(
+            f"- **largest local excess**: {best['method']} window {best['window']} "
+            f"(SR {best['sr_lo']:.2f}-{best['sr_hi']:.2f} TeV), keeping {100 * best['efficiency']:g}% "
+            f"of events: n = {best['n_obs']:.0f}, b = {best['b']:.1f} ± {best['sigma_b']:.1f}, "
+            f"**Z_local = {best['z']:.2f}**"
+        )
+        toys = g.get("toys", {})
+        if "z_global" in toys:
+            bound = " (no toy reached it: a lower bound)" if toys.get("upper_bound") else ""
+            lines.append(f"- **global significance** ({toys['n_toys']} toys): p = {toys['p_global']:.3g}, "
+                         f"**Z_global = {toys['z_global']:.2f}**{bound}")
+        gv = g.get("gross_vitells", {})
+        if "z_global" in gv:
+            lines.append(f"- Gross-Vitells estimate: p = {gv['p_global']:.3g}, Z_global = {gv['z_global']:.2f}")
+    else:
+        lines.append("- no window could be tested")
+    lines += ["", "## Local significance (Z) per window and cut", ""]
+    ok = table[table["status"] == "ok"]
+    if not ok.empty:
+        pivot = ok.pivot_table(index=["method", "window", "centre"], columns="efficiency", values="z")
+        pivot = pivot[sorted(pivot.columns, reverse=True)]
+        header = "| method | window | SR centre (TeV) | " + " | ".join(f"keep {100 * e:g}%" for e in pivot.columns) + " |"
+        lines += [header, "|" + "---|" * (3 + len(pivot.columns))]
+        for (method, window, centre), row in pivot.iterrows():
+            cells = " | ".join("" if np.isnan(v) else f"{v:.2f}" for v in row.to_numpy())
+            lines.append(f"| {method} | {window} | {centre:.2f} | {cells} |")
+    bad = table[table["status"] != "ok"]
+    if not bad.empty:
+        lines += ["", "## Not tested", ""]
+        lines += [f"- {r.method} {r.window} keep {r.efficiency}: {r.status}" for r in bad.itertuples()]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m anomalyhunt.summary", description=__doc__.splitlines()[0])
+    p.add_argument("--config", required=True)
+    p.add_argument("--windows", required=True)
+    p.add_argument("--fits", nargs="+", required=True, help="fit.json of every window and method")
+    p.add_argument("--out-dir", required=True, help="writes summary.json, summary.md, local_z.csv, plots/")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for the toys")
+    args = p.parse_args(argv)
+    config = cfgmod.load(args.config)
+    meta = read_json(args.windows)
+    fits = [read_json(f) for f in args.fits]
+    table = local_table(fits)
+    out = Path(args.out_dir)
+    glob = global_significance(fits, table, config["summary"]["toys"],
+                               cfgmod.derive_seed(config["seed"], "toys"), args.jobs)
+    summary = {
+        "run": config["run"], "data_source": config["data"]["source"], "n_events": meta["n_events"],
+        "n_injected": meta["n_injected"], "methods": sorted({f["method"] for f in fits}),
+        "efficiencies": config["bumphunt"]["efficiencies"], "n_windows": len(meta["windows"]),
+        "n_windows_skipped": sum(w["skipped"] is not None for w in meta["windows"]),
+        "best": best_row(table), "global": glob,
+        "local": table.replace({np.nan: None}).to_dict(orient="records"),
+    }
+    write_csv(table, out / "local_z.csv")
+    write_json(summary, out / "summary.json")
+    write_markdown(summary, table, out / "summary.md")
+    from anomalyhunt import plots
+
+    plots.local_z_scan(table, out / "plots" / "local_z.png")
+    log.info("largest local Z = %s; global: %s", summary["best"] and round(summary["best"]["z"], 2),
+             glob.get("toys", {}).get("z_global"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))

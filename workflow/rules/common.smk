@@ -1,0 +1,68 @@
+# Shared set-up: validate the config, resolve it to one file every command reads, and name paths.
+import os
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+SRC = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(SRC))
+
+from anomalyhunt import config as ah_config  # noqa: E402
+from anomalyhunt import regions as ah_regions  # noqa: E402
+from anomalyhunt.errors import AnomalyHuntError  # noqa: E402
+
+validate(config, "../schemas/config.schema.yaml")
+try:
+    config.update(ah_config.validate(config, source="config"))
+except AnomalyHuntError as exc:
+    raise WorkflowError(str(exc))
+
+RUN = f"results/{config['run']}"
+LOGS = f"{RUN}/logs"
+BENCH = f"{RUN}/benchmarks"
+WINDOWS = ah_regions.window_ids(config["regions"])
+METHODS = config["scores"]["methods"]
+
+# Every command reads the whole resolved config from one file, written only when it changes so
+# that its timestamp never triggers reruns; each rule declares the config parts it depends on as
+# params, so changing one value reruns only the jobs that use it.
+CONFIG = ah_config.write_resolved(config, f"{RUN}/config.yaml")
+
+
+# Rules call `python -m anomalyhunt.<stage>`: the interpreter running Snakemake comes first on the
+# PATH (a rule's conda env, when used, comes before it), and this checkout's package is importable.
+# (These set variables, they require none from the user, so there is no envvars: directive.)
+os.environ.update(
+    PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+    PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+)
+
+
+def uses_gpu() -> int:
+    """1 when training may take the GPU, so --resources gpu=1 keeps GPU jobs from overlapping."""
+    if config["device"] == "cuda":
+        return 1
+    if config["device"] == "cpu":
+        return 0
+    try:
+        import torch
+
+        return int(torch.cuda.is_available())
+    except ImportError:
+        return 0
+
+
+def events_file() -> str:
+    source = config["data"]["source"]
+    if source == "toy":
+        return f"{RUN}/data/toy_events.h5"
+    if source == "lhco":
+        return config["data"]["lhco"]["path"]
+    return config["data"]["file"]["path"]
+
+
+wildcard_constraints:
+    window=r"w\d+",
+    method=r"[a-z][a-z0-9_]*",

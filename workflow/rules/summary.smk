@@ -1,0 +1,28 @@
+rule summary:
+    input:
+        windows=rules.regions.output.windows,
+        fits=expand(f"{RUN}/windows/{{window}}/{{method}}/fit.json", window=WINDOWS, method=METHODS),
+    output:
+        json=f"{RUN}/summary.json",
+        md=f"{RUN}/summary.md",
+        csv=f"{RUN}/local_z.csv",
+        scan=report(
+            f"{RUN}/plots/local_z.png",
+            caption="../report/local_z.rst",
+            category="Summary",
+        ),
+    params:
+        config=CONFIG,
+        summary=config["summary"],
+        seed=config["seed"],
+        out_dir=lambda wc, output: os.path.dirname(output.json),
+    log:
+        f"{LOGS}/summary.log",
+    benchmark:
+        f"{BENCH}/summary.tsv"
+    conda:
+        "../../envs/stats.yaml"
+    threads: 4
+    shell:
+        "python -m anomalyhunt.summary --config {params.config:q} --windows {input.windows:q}"
+        " --fits {input.fits:q} --out-dir {params.out_dir:q} --jobs {threads} > {log:q} 2>&1"
