@@ -49,7 +49,7 @@ def window_fits(result: Mapping[str, Any], path: str | os.PathLike) -> None:
         ax.errorbar(centres, counts, yerr=np.sqrt(counts), fmt="o", ms=3, color="k", label="data")
         if cut["valid"]:
             expected = np.asarray(fit["expected"])
-            ax.stairs(expected, edges, color="tab:blue", lw=1.8, label="sideband fit")
+            ax.stairs(expected, edges, baseline=None, color="tab:blue", lw=1.8, label="sideband fit")
             resid = (counts - expected) / np.sqrt(np.maximum(expected, 1e-9))
             rax.bar(centres, resid, width=np.diff(edges), color="tab:gray")
             title = f"keep {100 * cut['efficiency']:g}%: Z = {cut['z']:.2f}"

@@ -127,10 +127,13 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
             f"**Z_local = {best['z']:.2f}**"
         )
         toys = g.get("toys", {})
-        if "z_global" in toys:
-            bound = " (no toy reached it: a lower bound)" if toys.get("upper_bound") else ""
-            lines.append(f"- **global significance** ({toys['n_toys']} toys): p = {toys['p_global']:.3g}, "
-                         f"**Z_global = {toys['z_global']:.2f}**{bound}")
+        if "z_global" in toys and toys.get("is_upper_bound"):
+            lines.append(f"- **global significance** ({toys['n_toys']} toys, none as extreme): "
+                         f"p < {toys['p_global']:.3g}, **Z_global > {toys['z_global']:.2f}** "
+                         "(more toys give a sharper number; see Gross-Vitells)")
+        elif "z_global" in toys:
+            lines.append(f"- **global significance** ({toys['n_toys']} toys): p = {toys['p_global']:.3g} "
+                         f"± {toys['p_global_err']:.2g}, **Z_global = {toys['z_global']:.2f}**")
         gv = g.get("gross_vitells", {})
         if "z_global" in gv:
             lines.append(f"- Gross-Vitells estimate: p = {gv['p_global']:.3g}, Z_global = {gv['z_global']:.2f}")

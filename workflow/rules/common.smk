@@ -13,11 +13,13 @@ from anomalyhunt import config as ah_config  # noqa: E402
 from anomalyhunt import regions as ah_regions  # noqa: E402
 from anomalyhunt.errors import AnomalyHuntError  # noqa: E402
 
-validate(config, "../schemas/config.schema.yaml")
+# The package's validator first: it names the bad key in one line and adds cross-field checks;
+# Snakemake's own validation of the same schema then fills the defaults in place.
 try:
     config.update(ah_config.validate(config, source="config"))
 except AnomalyHuntError as exc:
     raise WorkflowError(str(exc))
+validate(config, "../schemas/config.schema.yaml")
 
 RUN = f"results/{config['run']}"
 LOGS = f"{RUN}/logs"

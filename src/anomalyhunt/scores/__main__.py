@@ -1,0 +1,78 @@
+"""Score one mjj window with one method, out of fold: ``python -m anomalyhunt.scores``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+from anomalyhunt import cli
+from anomalyhunt import config as cfgmod
+from anomalyhunt.errors import AnomalyHuntError
+from anomalyhunt.io import read_json, read_parquet, write_parquet
+from anomalyhunt.regions import Window
+from anomalyhunt.scores import available, empty_scores, get_scorer, resolve_device
+from anomalyhunt.scores.kfold import score_out_of_fold
+
+log = logging.getLogger("anomalyhunt.scores")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse the arguments, score the window and write the scores table."""
+    p = argparse.ArgumentParser(
+        prog="python -m anomalyhunt.scores", description=__doc__.splitlines()[0]
+    )
+    p.add_argument("--config", required=True)
+    p.add_argument("--events", required=True, help="events.parquet from the regions stage")
+    p.add_argument("--windows", required=True, help="windows.json from the regions stage")
+    p.add_argument("--window", required=True, help="window id, e.g. w01")
+    p.add_argument("--method", required=True, help=f"scoring method ({', '.join(available())})")
+    p.add_argument("--out", required=True, help="scores.parquet to write")
+    p.add_argument("--model-dir", default=None, help="keep each fold's trained model here")
+    p.add_argument("--threads", type=int, default=None, help="default: the config's threads")
+    args = p.parse_args(argv)
+
+    config = cfgmod.load(args.config)
+    scorer_cls = get_scorer(args.method)
+    params = config.get("scores", {}).get(args.method, {})
+    threads = args.threads if args.threads is not None else config["threads"]
+    if threads < 1:
+        raise AnomalyHuntError(f"--threads must be at least 1, got {threads}")
+
+    meta = read_json(args.windows)
+    by_id = {w["id"]: w for w in meta.get("windows", [])}
+    if args.window not in by_id:
+        raise AnomalyHuntError(
+            f"{args.windows}: no window '{args.window}' (known: {', '.join(by_id) or 'none'})"
+        )
+    wdict = by_id[args.window]
+    if wdict.get("skipped"):
+        log.warning(
+            "window %s skipped (%s): writing an empty scores table", args.window, wdict["skipped"]
+        )
+        write_parquet(empty_scores(), args.out)
+        return
+
+    window = Window.from_dict(wdict)
+    seed = cfgmod.derive_seed(config["seed"], "scores", args.method, args.window)
+    device = resolve_device(config["device"])
+    events = read_parquet(args.events)
+    scores = score_out_of_fold(
+        scorer_cls,
+        params,
+        events,
+        window,
+        seed=seed,
+        device=device,
+        threads=threads,
+        validation_fraction=float(params.get("validation_fraction", 0.2)),
+        model_dir=args.model_dir,
+    )
+    write_parquet(scores, args.out)
+    log.info(
+        "window %s: %d events scored with %s -> %s", args.window, len(scores), args.method, args.out
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))

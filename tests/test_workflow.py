@@ -1,0 +1,142 @@
+"""The whole DAG on a tiny configuration, run by Snakemake in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+TINY = {
+    "run": "tiny",
+    "seed": 3,
+    "data": {"toy": {"n_background": 60_000, "n_signal": 3_000}},
+    "regions": {
+        "scan": {"min": 2.7, "max": 4.3},
+        "n_inject": 600,
+        "folds": 3,
+        "min_events": {"sr": 50, "sb": 100},
+    },
+    "scores": {"cwola": {"ensemble": 1, "hgb": {"max_iter": 60}}},
+    "bumphunt": {"efficiencies": [1.0, 0.1]},
+    "summary": {"toys": 200},
+}
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("tiny")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
+    proc = snakemake(workdir, "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return workdir
+
+
+@pytest.mark.workflow
+def test_tiny_dag_produces_a_summary(tiny_run):
+    out = tiny_run / "results" / "tiny"
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("run", "n_events", "n_injected", "methods", "best", "global", "local"):
+        assert key in summary
+    assert summary["n_injected"] == 600
+    assert summary["methods"] == ["cwola"]
+    assert summary["n_windows"] == 3
+    assert len(summary["local"]) == 3 * 2
+    best = summary["best"]
+    assert best is not None and best["z"] > 0
+    toys = summary["global"]["toys"]
+    assert toys["n_toys"] == 200 and 0 <= toys["p_global"] <= 1
+    assert "z_global" in summary["global"]["gross_vitells"]
+    for w in ("w00", "w01", "w02"):
+        fit = json.loads((out / "windows" / w / "cwola" / "fit.json").read_text())
+        assert [c["efficiency"] for c in fit["cuts"]] == [1.0, 0.1]
+        assert (out / "windows" / w / "cwola" / "fits.png").stat().st_size > 1000
+    assert (out / "plots" / "local_z.png").stat().st_size > 1000
+    assert "Z_local" in (out / "summary.md").read_text()
+    for log in ("toy_events", "features", "regions", "summary"):
+        assert (out / "logs" / f"{log}.log").exists()
+
+
+@pytest.mark.workflow
+def test_the_injected_signal_window_is_the_most_significant(tiny_run):
+    summary = json.loads((tiny_run / "results" / "tiny" / "summary.json").read_text())
+    # 600 signal events at 3.5 TeV: the window centred there (w01, SR 3.3-3.7 TeV) must lead
+    assert summary["best"]["window"] == "w01"
+    assert summary["best"]["z"] > 3
+
+
+@pytest.mark.workflow
+def test_finished_run_has_nothing_to_do(tiny_run):
+    proc = snakemake(tiny_run, "-n")
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.workflow
+def test_changing_summary_config_reruns_only_the_summary(tiny_run):
+    (tiny_run / "changed.yaml").write_text(yaml.safe_dump({"summary": {"toys": 300}}))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(tiny_run),
+            "--configfile",
+            str(tiny_run / "config.yaml"),
+            str(tiny_run / "changed.yaml"),
+            "-n",
+            "--quiet",
+            "rules",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    assert "summary" in text
+    for rule in ("toy_events", "features", "regions", "scores", "bumphunt"):
+        assert f"\n{rule} " not in text and not text.startswith(f"{rule} "), text
+
+
+def test_lint_is_clean():
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--lint"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Lints for" not in proc.stdout + proc.stderr
+
+
+def test_invalid_config_stops_the_workflow_with_the_key(tmp_path):
+    (tmp_path / "config.yaml").write_text("regions: {step: -1}\n")
+    proc = snakemake(tmp_path, "-n")
+    assert proc.returncode != 0
+    assert "regions" in proc.stderr and "step" in proc.stderr
