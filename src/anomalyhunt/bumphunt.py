@@ -84,8 +84,17 @@ def hunt_cut(scores: pd.DataFrame, window: Window, edges: np.ndarray, efficiency
         return out
     b, sigma_b = fit.predict(*window.sr)
     out.update(valid=True, reason=None, b=b, sigma_b=sigma_b)
-    out.update(significance.discovery(n_obs, b, sigma_b))
-    out["limit"] = significance.upper_limit(n_obs, b, sigma_b)
+    try:
+        out.update(significance.discovery(n_obs, b, sigma_b))
+    except Exception as exc:  # a failed test of one cut must not lose the other cuts
+        log.warning("window %s, efficiency %g: discovery test failed: %s", window.id, efficiency, exc)
+        out.update(valid=False, reason=f"discovery test failed: {exc}", z=None, p0=None, q0=None, limit=None)
+        return out
+    try:
+        out["limit"] = significance.upper_limit(n_obs, b, sigma_b)
+    except Exception as exc:
+        log.warning("window %s, efficiency %g: upper limit failed: %s", window.id, efficiency, exc)
+        out["limit"] = {"error": str(exc)}
     return out
 
 

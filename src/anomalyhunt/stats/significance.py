@@ -107,13 +107,17 @@ def upper_limit(n_obs: float, b: float, sigma_b: float, cl: float = 0.95) -> dic
     scale = _signal_scale(n_obs, b, sigma_b)
     model = build_model(b, sigma_b, s=scale, n_obs=n_obs)
     data = observations(model, n_obs)
-    obs, band = pyhf.infer.intervals.upper_limits.upper_limit(
+    # Bracket away from mu = 0, where CLs is 0/0 for a deficit (NaN stops toms748); pyhf halves
+    # the lower and doubles the upper end until they bracket the CLs level.
+    mu_excess = max(n_obs - b, 0.0) / scale
+    obs, band = pyhf.infer.intervals.upper_limits.toms748_scan(
         data,
         model,
-        scan=None,
+        1e-2,
+        mu_excess + 10.0,
         level=1.0 - cl,
         rtol=1e-4,
-        init_pars=_init_pars(model, max(n_obs - b, 0.0) / scale + 1.0),
+        init_pars=_init_pars(model, mu_excess + 1.0),
     )
     obs = float(obs) * scale
     band = [float(v) * scale for v in band]
