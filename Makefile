@@ -21,11 +21,11 @@ dry-run: install
 	$(BIN)/snakemake -n
 
 test: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/snakemake --lint
 
 clean:

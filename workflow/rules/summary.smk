@@ -22,7 +22,7 @@ rule summary:
         f"{BENCH}/summary.tsv"
     conda:
         "../../envs/stats.yaml"
-    threads: 4
+    threads: config["threads"]
     shell:
         "python -m anomalyhunt.summary --config {params.config:q} --windows {input.windows:q}"
         " --fits {input.fits:q} --out-dir {params.out_dir:q} --jobs {threads} > {log:q} 2>&1"

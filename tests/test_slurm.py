@@ -1,0 +1,215 @@
+"""The SLURM profile: what it asks for (dry run), and the tiny configuration run through a real
+single-node Slurm cluster, whose results must equal those of a local run.
+
+The cluster tests need root (they apt-get install Slurm when missing and run its daemons); where
+that is impossible they skip with the reason. Run only these with `pytest -m slurm -s`
+(-s shows the measured times).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.slurm_cluster import ClusterUnavailable, SlurmCluster
+from tests.test_workflow import TINY
+
+pytestmark = pytest.mark.slurm
+
+PROFILE = REPO / "workflow" / "profiles" / "slurm"
+# The workflow's tiny configuration with fewer pseudo-experiments (the summary is not under test).
+SLURM_TINY = copy.deepcopy(TINY)
+SLURM_TINY["summary"]["toys"] = 100
+WINDOWS = ("w00", "w01", "w02")
+# Wall-clock limits (s): Snakemake ignores SIGTERM while jobs run, hence timeout -k.
+SLURM_RUN_LIMIT = 600
+LOCAL_RUN_LIMIT = 600
+
+
+def profile() -> dict:
+    return yaml.safe_load((PROFILE / "config.yaml").read_text())
+
+
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+            "--configfile", str(workdir / "config.yaml"), *args]
+
+
+def tiny_workdir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    workdir = tmp_path_factory.mktemp(name)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(SLURM_TINY))
+    return workdir
+
+
+def require_plugin() -> None:
+    """The profile names the slurm executor: without its plugin nothing here can run."""
+    assert importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None, (
+        "snakemake-executor-plugin-slurm is not installed: pip install -e '.[test]' (or '.[slurm]')")
+
+
+def job_blocks(text: str) -> dict[str, list[dict[str, str]]]:
+    """Rule name -> the `resources:` of each of its jobs, from `snakemake -n` output."""
+    blocks: dict[str, list[dict[str, str]]] = {}
+    rule = None
+    for line in text.splitlines():
+        match = re.match(r"\s*(?:local)?rule (\w+):", line)
+        if match:
+            rule = match.group(1)
+            continue
+        match = re.match(r"\s*resources: (.*)", line)
+        if match and rule:
+            items = (item.split("=", 1) for item in match.group(1).split(", "))
+            blocks.setdefault(rule, []).append({k: v for k, v in items})
+            rule = None
+    return blocks
+
+
+# -- no cluster needed ---------------------------------------------------------------------------
+
+
+def test_profile_resources_grow_with_attempt():
+    """A retried job (attempt 2) must get more memory and time, or it fails the same way again."""
+    for rule, resources in profile()["set-resources"].items():
+        for key in ("mem_mb", "runtime"):
+            expr = str(resources[key])
+            first, second = (eval(expr, {"attempt": a, "threads": 2}) for a in (1, 2))
+            assert second > first, f"{rule}.{key} = {expr} does not grow with attempt"
+    assert profile()["retries"] >= 1
+
+
+def test_dry_run_with_the_slurm_profile_lists_jobs_and_resources(tmp_path_factory):
+    """The profile parses, groups the fits, and gives each rule the resources a user expects."""
+    require_plugin()
+    workdir = tiny_workdir(tmp_path_factory, "slurm-dry")
+    # --cores 2: a dry run otherwise caps threads at 1, which would hide cpus_per_gpu = threads
+    proc = subprocess.run(
+        snakemake_cmd(workdir, "--workflow-profile", str(PROFILE), "-n", "--cores", "2"),
+        capture_output=True, text=True, timeout=300, cwd=workdir)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-5000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", text, flags=re.M))
+    assert {k: counts.get(k) for k in ("toy_events", "features", "regions", "scores", "bumphunt",
+                                       "summary")} == {
+        "toy_events": "1", "features": "1", "regions": "1", "scores": "3", "bumphunt": "3",
+        "summary": "1"}, text[-3000:]
+    # the three per-window fits form one group job (group-components bumphunt: 5)
+    assert text.count("Group job bumphunt") == 1, text[-3000:]
+
+    partition = str(profile()["default-resources"]["slurm_partition"])
+    blocks = job_blocks(text)
+    assert len(blocks["scores"]) == 3 and len(blocks["bumphunt"]) == 3
+    for res in blocks["scores"]:
+        assert res["gpu"] == "1" and res["cpus_per_gpu"] == "2", res
+        assert res["mem_mb"] == "8000" and res["runtime"] == "60", res
+        assert res["slurm_partition"] == partition
+    for res in blocks["bumphunt"]:
+        assert res["fit_slots"] == "1" and res["mem_mb"] == "2000" and res["runtime"] == "10", res
+    (summary,) = blocks["summary"]
+    assert summary["mem_mb"] == "4000" and summary["runtime"] == "60", summary
+    # a rule's own mem_mb stays where the profile does not override it
+    (toy,) = blocks["toy_events"]
+    assert toy["mem_mb"] == "4000" and toy["runtime"] == "30", toy
+
+
+# -- a real cluster ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A single-node cluster for this module, or a skip that says why there cannot be one."""
+    require_plugin()
+    partition = str(profile()["default-resources"]["slurm_partition"])
+    slurm = SlurmCluster(tmp_path_factory.mktemp("slurm-state"), partition=partition)
+    try:
+        slurm.start()
+    except ClusterUnavailable as exc:
+        print(f"\nSKIPPING the SLURM cluster tests: {exc}", file=sys.stderr)
+        pytest.skip(f"no Slurm cluster on this machine: {exc}")
+    print(f"\nSlurm cluster: node {slurm.node} idle {slurm.start_seconds:.1f} s after start")
+    try:
+        yield slurm
+    finally:
+        slurm.stop()
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tmp_path_factory) -> dict:
+    """The tiny configuration through Slurm and, at the same time, locally with --cores 2.
+
+    Running both at once keeps this module within a few minutes: the Slurm run spends most of
+    its time waiting between status checks.
+    """
+    slurm_dir = tiny_workdir(tmp_path_factory, "tiny-slurm")
+    local_dir = tiny_workdir(tmp_path_factory, "tiny-local")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    local_log = (local_dir / "snakemake.out").open("w")
+    t0 = time.monotonic()
+    local = subprocess.Popen(
+        ["timeout", "-k", "30", str(LOCAL_RUN_LIMIT),
+         *snakemake_cmd(local_dir, "--cores", "2")],
+        stdout=local_log, stderr=subprocess.STDOUT, cwd=local_dir, env=env)
+    local_end: list[float] = []  # when the local run ended (it may end before the Slurm run)
+    waiter = threading.Thread(target=lambda: (local.wait(), local_end.append(time.monotonic())))
+    waiter.start()
+    # --max-threads 2: the summary rule asks for 4 threads, more than this node's CPUs
+    # (the local run caps it the same way, through --cores 2).
+    slurm = subprocess.run(
+        ["timeout", "-k", "30", str(SLURM_RUN_LIMIT),
+         *snakemake_cmd(slurm_dir, "--workflow-profile", str(PROFILE), "--max-threads", "2",
+                        "--slurm-keep-successful-logs")],
+        capture_output=True, text=True, cwd=slurm_dir, env=env, timeout=SLURM_RUN_LIMIT + 60)
+    slurm_seconds = time.monotonic() - t0
+    waiter.join(timeout=LOCAL_RUN_LIMIT + 60)
+    local_log.close()
+    local_seconds = local_end[0] - t0 if local_end else float("nan")
+    print(f"\ntiny config, both at once on the same 2 CPUs: through Slurm {slurm_seconds:.0f} s "
+          f"(rc {slurm.returncode}), local --cores 2 {local_seconds:.0f} s (rc {local.returncode})")
+    return {"cluster": cluster, "slurm_dir": slurm_dir, "slurm": slurm, "local_dir": local_dir,
+            "local_rc": local.returncode, "local_out": (local_dir / "snakemake.out").read_text()}
+
+
+def test_the_workflow_runs_through_slurm(runs):
+    proc = runs["slurm"]
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"rc {proc.returncode}\n{text[-6000:]}\n{runs['cluster'].logs()}"
+    run_id = re.search(r"SLURM run ID: (\S+)", text).group(1)
+    jobs = [j for j in runs["cluster"].jobs() if j.get("JobName") == run_id]
+    rules = sorted(re.sub(r"_wildcards_.*", "", j["Comment"]) for j in jobs)
+    # every stage was an sbatch job; the three fits shared one (the bumphunt group)
+    assert rules == sorted(["rule_toy_events", "rule_features", "rule_regions", "rule_scores",
+                            "rule_scores", "rule_scores", "rule_bumphunt_bumphunt",
+                            "rule_summary"]), rules
+    assert {j["JobState"] for j in jobs} == {"COMPLETED"}, jobs
+    for job in jobs:
+        gpu = "gpu:1" in job.get("TresPerJob", "")
+        assert gpu == job["Comment"].startswith("rule_scores"), job
+    logs = list((runs["slurm_dir"] / ".snakemake" / "slurm_logs").rglob("*.log"))
+    assert {p.stem for p in logs} >= {j["JobId"] for j in jobs}, logs
+
+
+def test_slurm_and_local_results_are_identical(runs):
+    assert runs["slurm"].returncode == 0, "the Slurm run failed (see the test above)"
+    assert runs["local_rc"] == 0, runs["local_out"][-5000:]
+    slurm_out = runs["slurm_dir"] / "results" / SLURM_TINY["run"]
+    local_out = runs["local_dir"] / "results" / SLURM_TINY["run"]
+    slurm_summary = json.loads((slurm_out / "summary.json").read_text())
+    local_summary = json.loads((local_out / "summary.json").read_text())
+    assert slurm_summary["local"] == local_summary["local"]
+    assert slurm_summary["global"] == local_summary["global"]
+    assert slurm_summary["best"] == local_summary["best"]
+    for window in WINDOWS:
+        for_window = Path("windows") / window / "cwola" / "fit.json"
+        assert (json.loads((slurm_out / for_window).read_text())
+                == json.loads((local_out / for_window).read_text())), window
