@@ -23,7 +23,7 @@ def test_default_windows_tile_the_scan():
     cfg = config.validate({})
     wins = regions.windows(cfg["regions"])
     assert [w.id for w in wins][:2] == ["w00", "w01"]
-    assert wins[1].sr == (3.3, 3.7) and wins[1].sb_low == (2.9, 3.3) and wins[1].sb_high == (3.7, 4.1)
+    assert wins[1].sr == (3.3, 3.7) and wins[1].sb_low == (2.7, 3.3) and wins[1].sb_high == (3.7, 4.3)
     assert wins[0].sb_low[0] >= cfg["regions"]["scan"]["min"]
     assert wins[-1].sb_high[1] <= cfg["regions"]["scan"]["max"] + 1e-9
     assert np.allclose(np.diff([w.centre for w in wins]), cfg["regions"]["step"])

@@ -17,7 +17,7 @@ TINY = {
     "seed": 3,
     "data": {"toy": {"n_background": 60_000, "n_signal": 3_000}},
     "regions": {
-        "scan": {"min": 2.7, "max": 4.3},
+        "scan": {"min": 2.5, "max": 4.5},
         "n_inject": 600,
         "folds": 3,
         "min_events": {"sr": 50, "sb": 100},

@@ -5,7 +5,14 @@ A new method is one module here with an ``@register``-ed Scorer, imported in thi
 block under ``scores:`` in the config schema.
 """
 
-from anomalyhunt.scores import cwola  # noqa: F401  (registers "cwola")
+from anomalyhunt.scores import (  # noqa: F401  (importing a method module registers it)
+    anode,
+    autoencoder,
+    cathode,
+    cwola,
+    idealized,
+    supervised,
+)
 from anomalyhunt.scores.base import (
     Scorer,
     WindowData,

@@ -1,4 +1,9 @@
-"""Score one mjj window with one method, out of fold: ``python -m anomalyhunt.scores``."""
+"""Score one mjj window with one method, out of fold: ``python -m anomalyhunt.scores``.
+
+Methods that declare ``needs_simulation`` (supervised, idealized) are bound to a
+:class:`~anomalyhunt.scores.supervised.Simulation` of the config's toy generator for this window;
+with any other data source they stop with a clear error.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +40,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = cfgmod.load(args.config)
     scorer_cls = get_scorer(args.method)
     params = config.get("scores", {}).get(args.method, {})
+    needs_simulation = getattr(scorer_cls, "needs_simulation", False)
+    if needs_simulation:
+        from anomalyhunt.scores.supervised import require_toy
+
+        require_toy(config, args.method)  # fail before any work when there is no simulator
     threads = args.threads if args.threads is not None else config["threads"]
     if threads < 1:
         raise AnomalyHuntError(f"--threads must be at least 1, got {threads}")
@@ -54,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
 
     window = Window.from_dict(wdict)
+    if needs_simulation:
+        # reference samples drawn with a seed of their own (not the data's), shared by all folds
+        from anomalyhunt.scores.supervised import Simulation
+
+        scorer_cls = scorer_cls.bound_to(Simulation.from_config(config, window, args.method))
     seed = cfgmod.derive_seed(config["seed"], "scores", args.method, args.window)
     device = resolve_device(config["device"])
     events = read_parquet(args.events)

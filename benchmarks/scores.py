@@ -1,0 +1,147 @@
+"""Benchmark every registered anomaly score on the toy generator, without Snakemake.
+
+For the default generator with signal injected (1000 events by default), in the window whose
+signal region (3.3-3.7 TeV) holds the W', each method scores the window out of fold, for several
+seeds (new data, injection, folds and models each time). Prints a Markdown table of max SIC
+(median and range over seeds), SR AUC and training time per window.
+
+    .venv/bin/python benchmarks/scores.py                       # 5 seeds, full size (slow)
+    .venv/bin/python benchmarks/scores.py --mjj-correlation 2   # stronger feature-mjj correlation:
+                                                                # CWoLa degrades, CATHODE should not
+    .venv/bin/python benchmarks/scores.py --seeds 1 --n-background 200000 --fast   # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from anomalyhunt import config as cfgmod
+from anomalyhunt.data import toy
+from anomalyhunt.data.features import compute_features
+from anomalyhunt.evaluate import evaluate_scores
+from anomalyhunt.regions import Window, build
+from anomalyhunt.scores import available, get_scorer, resolve_device, score_out_of_fold
+from anomalyhunt.scores.supervised import Simulation
+
+SR = (3.3, 3.7)
+
+#: --fast: smaller models, for a quick check that everything runs (numbers not representative).
+FAST: dict[str, dict[str, Any]] = {
+    "cwola": {"ensemble": 1},
+    "idealized": {"ensemble": 1},
+    "supervised": {"ensemble": 1, "n_background": 20000, "n_signal": 2000},
+    "autoencoder": {"epochs": 20},
+    "vae": {"epochs": 20},
+}
+
+
+def one_seed(seed: int, args: argparse.Namespace, methods: list[str]) -> dict[str, dict[str, Any]]:
+    """Generate, inject, split and score one data set with every method; metrics per method."""
+    overrides: dict[str, Any] = {
+        "seed": seed,
+        "threads": args.threads,
+        "data": {
+            "toy": {
+                "n_background": args.n_background,
+                "n_signal": args.n_signal,
+                "mjj_correlation": args.mjj_correlation,
+            }
+        },  # fmt: skip
+        "regions": {"n_inject": args.n_inject},
+    }
+    if args.fast:
+        overrides["scores"] = {m: FAST[m] for m in methods if m in FAST}
+    config = cfgmod.validate(overrides, source="benchmark")
+    tc = config["data"]["toy"]
+    events = toy.generate(
+        tc["n_background"], tc["n_signal"], cfgmod.derive_seed(seed, "toy"),
+        mjj_correlation=tc["mjj_correlation"], mjj_signal=tc["signal"]["mjj"],
+        mx=tc["signal"]["mx"], my=tc["signal"]["my"],
+    )  # fmt: skip
+    data, meta = build(compute_features(events), config)
+    wdict = next(w for w in meta["windows"] if tuple(w["sr"]) == SR)
+    window = Window.from_dict(wdict)
+    device = resolve_device(config["device"])
+    out = {}
+    for method in methods:
+        cls = get_scorer(method)
+        params = config["scores"].get(method, {})
+        t0 = time.perf_counter()
+        try:
+            if getattr(cls, "needs_simulation", False):
+                cls = cls.bound_to(Simulation.from_config(config, window, method))
+            scores = score_out_of_fold(
+                cls, params, data, window,
+                seed=cfgmod.derive_seed(seed, "scores", method, window.id), device=device,
+                threads=args.threads, validation_fraction=float(params.get("validation_fraction", 0.2)),
+                progress=False,
+            )  # fmt: skip
+        except Exception as exc:  # a benchmark reports a broken method and goes on
+            out[method] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        seconds = time.perf_counter() - t0
+        m = evaluate_scores(scores)
+        out[method] = {"max_sic": m["max_sic"], "auc": m["auc"], "seconds": seconds,
+                       "n_signal_sr": m["n_signal_sr"], "n_sr": m["n_sr"]}  # fmt: skip
+        print(f"  seed {seed} {method}: max SIC {m['max_sic']:.2f}, AUC {m['auc']:.3f}, "
+              f"{seconds:.1f} s", flush=True)  # fmt: skip
+    return out
+
+
+def markdown(results: list[dict[str, dict[str, Any]]], methods: list[str]) -> str:
+    """One row per method: max SIC median [min, max], AUC median, seconds per window median."""
+    rows = ["| method | max SIC median [min, max] | AUC median | train s/window | seeds ok |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for method in methods:
+        ok = [r[method] for r in results if "error" not in r[method]]
+        if not ok:
+            err = next(r[method]["error"] for r in results)
+            rows.append(f"| {method} | failed: {err[:80]} | | | 0/{len(results)} |")
+            continue
+        sic = np.array([r["max_sic"] for r in ok])
+        aucs = np.array([r["auc"] for r in ok])
+        secs = np.array([r["seconds"] for r in ok])
+        rows.append(
+            f"| {method} | {np.median(sic):.2f} [{sic.min():.2f}, {sic.max():.2f}] | "
+            f"{np.median(aucs):.3f} | {np.median(secs):.1f} | {len(ok)}/{len(results)} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    """Parse options, run every seed, print the table."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds (data sets)")
+    p.add_argument("--first-seed", type=int, default=1)
+    p.add_argument(
+        "--methods", nargs="+", default=None, help=f"default: all ({', '.join(available())})"
+    )
+    p.add_argument("--n-background", type=int, default=1_000_000)
+    p.add_argument("--n-signal", type=int, default=20_000, help="signal pool to inject from")
+    p.add_argument("--n-inject", type=int, default=1000)
+    p.add_argument("--mjj-correlation", type=float, default=1.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--fast", action="store_true", help="smaller models: a smoke test")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    methods = args.methods or available()
+    print(f"toy: {args.n_background} background, {args.n_inject} signal injected, "
+          f"mjj_correlation {args.mjj_correlation}; SR {SR[0]}-{SR[1]} TeV; "
+          f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}", flush=True)  # fmt: skip
+    results = [
+        one_seed(s, args, methods) for s in range(args.first_seed, args.first_seed + args.seeds)
+    ]
+    n_sig = [r[m]["n_signal_sr"] for r in results for m in r if "n_signal_sr" in r[m]][:1]
+    n_sr = [r[m]["n_sr"] for r in results for m in r if "n_sr" in r[m]][:1]
+    if n_sig:
+        print(f"\nSR of seed {args.first_seed}: {n_sr[0]} events, {n_sig[0]} of them signal\n")
+    print(markdown(results, methods))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,340 @@
+"""How good and how safe an anomaly score is: ``python -m anomalyhunt.evaluate``.
+
+Performance (where truth labels exist, in the signal region): ROC AUC; the significance
+improvement characteristic SIC = TPR / sqrt(FPR), i.e. by how much a cut multiplies S/sqrt(B);
+its maximum; and the background rejection 1/FPR at fixed signal efficiencies.
+
+Max SIC rule: only cuts that keep at least ``min_background`` (default 25) background events
+count. With unweighted events the relative statistical uncertainty of the FPR is 1/sqrt(n_B), so
+this is the same as requiring it to be below 20%; without the rule the maximum is set by the one
+or two background events with the highest scores and is pure noise (and grows with the sample).
+
+Safety (sculpting): a bump hunt fits a smooth function to mjj after the cut, so a cut that shapes
+the background mjj distribution can fake a bump. For background events (label 0, or all events
+when there are no labels, i.e. data assumed background-dominated) of the whole window, the
+Jensen-Shannon divergence (base 2, in [0, 1]) between the mjj histograms before and after keeping
+the highest-scored 10% and 1% is reported, next to the same divergence for a random selection of
+the same size (the statistical floor a score-independent cut gives).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anomalyhunt import cli
+from anomalyhunt.errors import AnomalyHuntError
+from anomalyhunt.io import read_parquet, write_json
+from anomalyhunt.regions import SIGNAL_REGION
+
+log = logging.getLogger("anomalyhunt.evaluate")
+
+MIN_BACKGROUND = 25
+EFFICIENCIES: tuple[float, ...] = (0.2, 0.5)
+KEEP: tuple[float, ...] = (0.1, 0.01)
+
+
+@dataclass(frozen=True)
+class Roc:
+    """One point per distinct score threshold, cut ``score >= threshold``, tightest first."""
+
+    threshold: np.ndarray
+    tpr: np.ndarray
+    fpr: np.ndarray
+    n_signal: np.ndarray  # signal events passing
+    n_background: np.ndarray  # background events passing
+
+
+def _labelled(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    if labels.shape != scores.shape or labels.ndim != 1:
+        raise AnomalyHuntError(f"labels {labels.shape} and scores {scores.shape} do not match")
+    keep = (labels == 0) | (labels == 1)
+    labels, scores = labels[keep].astype(np.int8), scores[keep]
+    if not np.isfinite(scores).all():
+        raise AnomalyHuntError("the scores contain NaN or infinite values")
+    if (labels == 1).sum() == 0 or (labels == 0).sum() == 0:
+        raise AnomalyHuntError("ROC needs both signal (label 1) and background (label 0) events")
+    return labels, scores
+
+
+def roc(labels: np.ndarray, scores: np.ndarray) -> Roc:
+    """The ROC curve of ``scores`` for truth ``labels`` (1 signal, 0 background; others ignored).
+
+    Tied scores form one point, so the curve does not depend on the order of tied events.
+    """
+    labels, scores = _labelled(labels, scores)
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # last event of each tie group
+    n_sig = np.cumsum(y == 1)[last]
+    n_bkg = np.cumsum(y == 0)[last]
+    return Roc(
+        threshold=s[last],
+        tpr=n_sig / n_sig[-1],
+        fpr=n_bkg / n_bkg[-1],
+        n_signal=n_sig,
+        n_background=n_bkg,
+    )
+
+
+def auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve (trapezoids from (0, 0); ties count one half)."""
+    r = roc(labels, scores)
+    return float(np.trapezoid(np.r_[0.0, r.tpr], np.r_[0.0, r.fpr]))
+
+
+def sic(tpr: np.ndarray, fpr: np.ndarray) -> np.ndarray:
+    """TPR / sqrt(FPR); NaN where FPR is 0 (the ratio is undefined, not infinite)."""
+    tpr, fpr = np.asarray(tpr, dtype=np.float64), np.asarray(fpr, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(fpr > 0, tpr / np.sqrt(np.where(fpr > 0, fpr, 1.0)), np.nan)
+
+
+def max_sic_point(
+    labels: np.ndarray, scores: np.ndarray, min_background: int = MIN_BACKGROUND
+) -> dict[str, float]:
+    """The cut of largest SIC among those keeping >= ``min_background`` background events."""
+    r = roc(labels, scores)
+    ok = r.n_background >= min_background
+    if not ok.any():
+        raise AnomalyHuntError(
+            f"max SIC: fewer than {min_background} background events in all; "
+            "lower min_background or use more background"
+        )
+    values = np.where(ok, sic(r.tpr, r.fpr), -np.inf)
+    i = int(np.argmax(values))
+    return {
+        "sic": float(values[i]),
+        "tpr": float(r.tpr[i]),
+        "fpr": float(r.fpr[i]),
+        "threshold": float(r.threshold[i]),
+        "n_background": int(r.n_background[i]),
+    }
+
+
+def max_sic(labels: np.ndarray, scores: np.ndarray, min_background: int = MIN_BACKGROUND) -> float:
+    """Maximum SIC over cuts keeping at least ``min_background`` background events (see module)."""
+    return max_sic_point(labels, scores, min_background)["sic"]
+
+
+def rejection_at(labels: np.ndarray, scores: np.ndarray, efficiency: float) -> float:
+    """1/FPR of the tightest cut whose signal efficiency (TPR) reaches ``efficiency``.
+
+    No interpolation: the cut is a real one. ``inf`` if it passes no background at all.
+    """
+    if not 0 < efficiency <= 1:
+        raise AnomalyHuntError(f"signal efficiency must be in (0, 1], got {efficiency}")
+    r = roc(labels, scores)
+    i = int(np.argmax(r.tpr >= efficiency - 1e-12))
+    return float(np.inf) if r.fpr[i] == 0 else float(1.0 / r.fpr[i])
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence of two histograms (normalised here), base 2: 0 same, 1 disjoint."""
+    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+    if p.shape != q.shape or p.sum() <= 0 or q.sum() <= 0 or (p < 0).any() or (q < 0).any():
+        raise AnomalyHuntError("Jensen-Shannon divergence needs two non-empty histograms alike")
+    p, q = p / p.sum(), q / q.sum()
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> float:
+        nz = a > 0
+        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
+
+    return max(0.5 * kl(p) + 0.5 * kl(q), 0.0)
+
+
+def sculpting_jsd(
+    mjj: np.ndarray,
+    scores: np.ndarray,
+    keep: Sequence[float] = KEEP,
+    bins: int | np.ndarray = 20,
+    seed: int = 0,
+) -> dict[float, dict[str, float]]:
+    """For each kept fraction: JSD between the mjj histograms of all events and of those kept.
+
+    Feed background events only. Kept = the ``round(f n)`` highest scores. ``jsd_random`` is the
+    JSD of an equally large random subset: what statistics alone give, for comparison.
+    """
+    mjj, scores = np.asarray(mjj, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    if mjj.shape != scores.shape or len(mjj) == 0:
+        raise AnomalyHuntError("sculpting: mjj and scores must be non-empty and of equal length")
+    edges = (
+        np.linspace(mjj.min(), mjj.max(), int(bins) + 1) if np.ndim(bins) == 0 else np.asarray(bins)
+    )
+    before, _ = np.histogram(mjj, edges)
+    order = np.argsort(-scores, kind="stable")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for f in keep:
+        if not 0 < f <= 1:
+            raise AnomalyHuntError(f"sculpting: kept fraction must be in (0, 1], got {f}")
+        n = max(int(round(f * len(mjj))), 1)
+        after, _ = np.histogram(mjj[order[:n]], edges)
+        rand, _ = np.histogram(mjj[rng.choice(len(mjj), n, replace=False)], edges)
+        out[float(f)] = {
+            "jsd": jensen_shannon(before, after) if after.sum() else float("nan"),
+            "jsd_random": jensen_shannon(before, rand) if rand.sum() else float("nan"),
+            "n_kept": n,
+        }
+    return out
+
+
+def evaluate_scores(
+    table: pd.DataFrame,
+    min_background: int = MIN_BACKGROUND,
+    efficiencies: Sequence[float] = EFFICIENCIES,
+    keep: Sequence[float] = KEEP,
+) -> dict[str, Any]:
+    """All metrics of one scores table (columns of ``anomalyhunt.scores.SCORE_COLUMNS``)."""
+    missing = [c for c in ("mjj", "region", "label", "score") if c not in table.columns]
+    if missing:
+        raise AnomalyHuntError(f"scores table lacks columns {missing}")
+    label = table["label"].to_numpy()
+    score = table["score"].to_numpy(dtype=np.float64)
+    sr = table["region"].to_numpy() == SIGNAL_REGION
+    out: dict[str, Any] = {
+        "n_events": len(table),
+        "n_sr": int(sr.sum()),
+        "n_signal_sr": int((label[sr] == 1).sum()),
+        "n_background_sr": int((label[sr] == 0).sum()),
+    }
+    if out["n_signal_sr"] and out["n_background_sr"]:
+        point = max_sic_point(label[sr], score[sr], min_background)
+        out |= {
+            "auc": auc(label[sr], score[sr]),
+            "max_sic": point["sic"],
+            "max_sic_at": point,
+            "rejection": {str(e): rejection_at(label[sr], score[sr], e) for e in efficiencies},
+        }
+    else:
+        out["performance_skipped"] = "no truth-labelled signal and background in the SR"
+    known = (label == 0) | (label == 1)
+    bkg = label == 0 if known.any() else np.ones(len(label), bool)
+    out["sculpting_on"] = "label 0 events" if known.any() else "all events (no labels)"
+    if bkg.sum() > 0:
+        out["sculpting"] = {
+            str(k): v
+            for k, v in sculpting_jsd(table["mjj"].to_numpy()[bkg], score[bkg], keep).items()
+        }
+    return out
+
+
+def _name_and_path(spec: str) -> tuple[str, Path]:
+    """``NAME=PATH`` or ``PATH``; a workflow path .../<window>/<method>/scores.parquet -> method/window."""
+    if "=" in spec and not Path(spec).exists():
+        name, path = spec.split("=", 1)
+        return name, Path(path)
+    path = Path(spec)
+    if path.name == "scores.parquet" and path.parent.parent.name:
+        return f"{path.parent.name}/{path.parent.parent.name}", path
+    return path.stem, path
+
+
+def plot_roc_sic(curves: dict[str, Roc], path: str | os.PathLike, min_background: int) -> None:
+    """SIC and background rejection against signal efficiency, one line per score."""
+    from anomalyhunt.plots import _save, plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5.5))
+    for name, r in curves.items():
+        ok = r.n_background >= min_background
+        a.plot(r.tpr[ok], sic(r.tpr, r.fpr)[ok], label=name)
+        b.plot(r.tpr[ok], 1.0 / r.fpr[ok], label=name)
+    tpr = np.linspace(1e-3, 1, 200)
+    a.plot(tpr, np.sqrt(tpr), "k:", label="random")
+    b.plot(tpr, 1 / tpr, "k:")
+    a.set(xlabel="signal efficiency (TPR)", ylabel=r"SIC = TPR/$\sqrt{FPR}$",
+          title=f"cuts keeping $\\geq${min_background} background events")  # fmt: skip
+    b.set(xlabel="signal efficiency (TPR)", ylabel="background rejection 1/FPR", yscale="log")
+    a.legend(fontsize=10)
+    _save(fig, path)
+
+
+def plot_sculpting(tables: dict[str, pd.DataFrame], path: str | os.PathLike,
+                   keep: Sequence[float] = KEEP) -> None:  # fmt: skip
+    """Normalised background mjj before and after each cut, one panel per score."""
+    from anomalyhunt.plots import _save, plt
+
+    n = len(tables)
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 5), squeeze=False)
+    for ax, (name, t) in zip(axes[0], tables.items(), strict=True):
+        label = t["label"].to_numpy()
+        bkg = label == 0 if (label >= 0).any() else np.ones(len(t), bool)
+        mjj, s = t["mjj"].to_numpy()[bkg], t["score"].to_numpy()[bkg]
+        edges = np.linspace(mjj.min(), mjj.max(), 21)
+        ax.hist(mjj, edges, density=True, histtype="step", color="k", label="all")
+        order = np.argsort(-s, kind="stable")
+        for f in keep:
+            sel = mjj[order[: max(int(round(f * len(mjj))), 1)]]
+            ax.hist(sel, edges, density=True, histtype="step", label=f"top {100 * f:g}%")
+        ax.set(xlabel=r"$m_{jj}$ [TeV]", ylabel="normalised", title=name, yscale="log")
+        ax.legend(fontsize=10)
+    _save(fig, path)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Evaluate one or more scores tables and write the metrics as JSON (and plots)."""
+    p = argparse.ArgumentParser(
+        prog="python -m anomalyhunt.evaluate", description=__doc__.splitlines()[0]
+    )
+    p.add_argument("--scores", action="append", required=True,
+                   help="scores.parquet, or NAME=PATH; repeat for several")  # fmt: skip
+    p.add_argument("--out", required=True, help="metrics.json to write")
+    p.add_argument("--plot", default=None, help="SIC and rejection curves (.png)")
+    p.add_argument("--sculpt-plot", default=None, help="background mjj before/after cuts (.png)")
+    p.add_argument("--min-background", type=int, default=MIN_BACKGROUND,
+                   help="background events a cut must keep to count for max SIC")  # fmt: skip
+    args = p.parse_args(argv)
+    if args.min_background < 1:
+        raise AnomalyHuntError(f"--min-background must be at least 1, got {args.min_background}")
+    tables: dict[str, pd.DataFrame] = {}
+    for spec in args.scores:
+        name, path = _name_and_path(spec)
+        if not path.exists():
+            raise AnomalyHuntError(f"{path}: scores file not found")
+        if name in tables:
+            raise AnomalyHuntError(f"two scores files are both named '{name}'; use NAME=PATH")
+        tables[name] = read_parquet(path)
+    metrics = {name: evaluate_scores(t, args.min_background) for name, t in tables.items()}
+    write_json(
+        {
+            "rules": {
+                "max_sic_min_background": args.min_background,
+                "efficiencies": list(EFFICIENCIES),
+                "sculpting_keep": list(KEEP),
+                "sculpting_metric": "Jensen-Shannon divergence, base 2, 20 mjj bins over the window",
+            },
+            "scores": metrics,
+        },
+        args.out,
+    )
+    for name, m in metrics.items():
+        if "max_sic" in m:
+            log.info("%s: AUC %.3f, max SIC %.2f, 1/FPR@50%% %.1f", name, m["auc"], m["max_sic"],
+                     m["rejection"]["0.5"])  # fmt: skip
+        else:
+            log.info("%s: %s", name, m["performance_skipped"])
+    if args.plot:
+        curves = {}
+        for name, t in tables.items():
+            sr = t[t["region"] == SIGNAL_REGION]
+            if metrics[name].get("max_sic") is not None:
+                curves[name] = roc(sr["label"].to_numpy(), sr["score"].to_numpy())
+        if not curves:
+            raise AnomalyHuntError("--plot: no scores table has labelled SR signal and background")
+        plot_roc_sic(curves, args.plot, args.min_background)
+    if args.sculpt_plot:
+        plot_sculpting(tables, args.sculpt_plot)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli.run(main))

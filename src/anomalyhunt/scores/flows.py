@@ -1,0 +1,408 @@
+"""Conditional normalizing flows p(x | mjj): the one place they are built (ANODE and CATHODE use it).
+
+Everything that depends on the flow library (nflows) lives here, so it can be swapped without
+touching the scorers. A flow is a conditional masked autoregressive flow (MAF): ``layers`` masked
+affine autoregressive transforms conditioned on the scaled mjj, with the feature order reversed
+between them, on a standard normal base.
+
+Preprocessing (:class:`Preprocessor`) maps each feature into (0, 1) with a margin beyond the
+fitted min/max, applies a logit and standardises. The logit makes hard edges (e.g. tau21 near 1)
+smooth for the flow. :meth:`ConditionalFlow.log_prob` adds the log-Jacobian of this map, so every
+density is in the original feature space and densities of flows with different preprocessing
+can be compared (ANODE's ratio). Events outside the fitted range are clipped into the open
+interval, so they get a finite (if crude) density rather than NaN; samples always fall inside the
+range widened by the margin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+
+from anomalyhunt.config import derive_seed
+from anomalyhunt.errors import AnomalyHuntError
+from anomalyhunt.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: How close to 0 or 1 a scaled feature may come before the logit (out-of-range events).
+CLIP_EPS = 1e-6
+_BATCH_EVAL = 65536
+
+
+class Preprocessor:
+    """Invertible feature map x -> z (scale into (0,1), logit, standardise) and mjj -> context.
+
+    Works in float64 so that ``inverse(transform(x))`` reproduces in-range ``x`` to rounding.
+    """
+
+    def __init__(self, margin: float = 0.05) -> None:
+        if not margin > 0:
+            raise AnomalyHuntError(f"the flow preprocessing margin must be > 0, got {margin}")
+        self.margin = float(margin)
+        self.lo: np.ndarray | None = None
+        self.width: np.ndarray | None = None
+        self.mean: np.ndarray | None = None
+        self.std: np.ndarray | None = None
+        self.m_mean = 0.0
+        self.m_std = 1.0
+
+    @property
+    def fitted(self) -> bool:
+        return self.lo is not None
+
+    def fit(self, X: np.ndarray, m: np.ndarray) -> Preprocessor:
+        """Learn the feature ranges, logit mean/std and the mjj scaling from training events."""
+        X = np.asarray(X, dtype=np.float64)
+        m = np.asarray(m, dtype=np.float64)
+        if X.ndim != 2 or len(X) < 2 or len(m) != len(X):
+            raise AnomalyHuntError(f"flow preprocessing needs >= 2 events, got X {X.shape}")
+        if not (np.isfinite(X).all() and np.isfinite(m).all()):
+            raise AnomalyHuntError("flow preprocessing: features or mjj contain NaN/inf")
+        xmin, xmax = X.min(axis=0), X.max(axis=0)
+        span = xmax - xmin
+        span = np.where(span > 0, span, np.maximum(np.abs(xmax), 1.0))
+        self.lo = xmin - self.margin * span
+        self.width = span * (1 + 2 * self.margin)
+        y = self._logit(X)
+        self.mean = y.mean(axis=0)
+        std = y.std(axis=0)
+        self.std = np.where(std > 0, std, 1.0)
+        self.m_mean = float(m.mean())
+        m_std = float(m.std())
+        self.m_std = m_std if m_std > 0 else 1.0
+        return self
+
+    def _check(self) -> None:
+        if not self.fitted:
+            raise RuntimeError("Preprocessor: call fit() first")
+
+    def _unit(self, X: np.ndarray) -> np.ndarray:
+        u = (np.asarray(X, dtype=np.float64) - self.lo) / self.width
+        return np.clip(u, CLIP_EPS, 1 - CLIP_EPS)
+
+    def _logit(self, X: np.ndarray) -> np.ndarray:
+        u = self._unit(X)
+        return np.log(u) - np.log1p(-u)
+
+    def transform(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``z`` and per event log|det dz/dx| (to turn a density in z into one in x)."""
+        self._check()
+        u = self._unit(X)
+        z = (np.log(u) - np.log1p(-u) - self.mean) / self.std
+        logdet = -(np.log(u) + np.log1p(-u)).sum(axis=1) - np.log(self.width * self.std).sum()
+        return z, logdet
+
+    def inverse(self, Z: np.ndarray) -> np.ndarray:
+        """x from z (exact inverse of :meth:`transform` for events inside the fitted range)."""
+        self._check()
+        y = np.asarray(Z, dtype=np.float64) * self.std + self.mean
+        u = 0.5 * (1 + np.tanh(0.5 * y))  # sigmoid without overflow
+        return self.lo + u * self.width
+
+    def context(self, m: np.ndarray) -> np.ndarray:
+        """The flow's conditioning variable: standardised mjj, shape (n, 1)."""
+        self._check()
+        return ((np.asarray(m, dtype=np.float64) - self.m_mean) / self.m_std)[:, None]
+
+    def state(self) -> dict[str, Any]:
+        self._check()
+        return {
+            "margin": self.margin,
+            "lo": self.lo.tolist(),
+            "width": self.width.tolist(),
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "m_mean": self.m_mean,
+            "m_std": self.m_std,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Preprocessor:
+        pre = cls(state["margin"])
+        for key in ("lo", "width", "mean", "std"):
+            setattr(pre, key, np.asarray(state[key], dtype=np.float64))
+        pre.m_mean, pre.m_std = float(state["m_mean"]), float(state["m_std"])
+        return pre
+
+
+def build_flow(n_features: int, layers: int, hidden: int, blocks: int) -> Any:
+    """A conditional MAF (nflows) with a 1-D context; the only place the flow library is used."""
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.permutations import ReversePermutation
+
+    transforms: list[Any] = []
+    for i in range(layers):
+        if i > 0:
+            transforms.append(ReversePermutation(features=n_features))
+        transforms.append(
+            MaskedAffineAutoregressiveTransform(
+                features=n_features,
+                hidden_features=hidden,
+                context_features=1,
+                num_blocks=blocks,
+                use_residual_blocks=True,
+            )
+        )
+    return Flow(CompositeTransform(transforms), StandardNormal([n_features]))
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: str) -> Iterator[None]:
+    """Run a block with torch's global RNG seeded, restoring the previous state afterwards."""
+    import torch
+
+    dev = torch.device(device)
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed % (2**63))
+        yield
+
+
+class ConditionalFlow:
+    """A trainable density p(x | m) in the original feature space.
+
+    ``fit`` trains with Adam, stops early on the validation NLL (``patience`` epochs without
+    improvement) and restores the best epoch. Deterministic for a given seed and thread count.
+    Training sets above ``max_train_events`` are randomly subsampled (validation likewise) to bound
+    the time per window.
+    """
+
+    FORMAT = "anomalyhunt.conditional_flow/1"
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "layers": 4,
+        "hidden": 64,
+        "blocks": 1,
+        "epochs": 30,
+        "batch_size": 2048,
+        "learning_rate": 1e-3,
+        "patience": 5,
+        "margin": 0.05,
+        "max_train_events": 100000,
+    }
+
+    def __init__(
+        self,
+        params: dict[str, Any] | None = None,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+        threads: int = 1,
+    ) -> None:
+        self.params = self.DEFAULTS | dict(params or {})
+        self.seed = int(seed)
+        self.device = device
+        self.threads = int(threads)
+        self.pre: Preprocessor | None = None
+        self.net: Any = None
+        self.best_epoch: int | None = None
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------ helpers
+    def _tensors(self, X: np.ndarray, m: np.ndarray) -> tuple[Any, Any, np.ndarray]:
+        import torch
+
+        z, logdet = self.pre.transform(X)
+        c = self.pre.context(m)
+        dev = torch.device(self.device)
+        return (
+            torch.as_tensor(z, dtype=torch.float32, device=dev),
+            torch.as_tensor(c, dtype=torch.float32, device=dev),
+            logdet,
+        )
+
+    def _mean_nll(self, z: Any, c: Any) -> float:
+        import torch
+
+        total = 0.0
+        with torch.no_grad():
+            for s in range(0, len(z), _BATCH_EVAL):
+                total -= float(
+                    self.net.log_prob(z[s : s + _BATCH_EVAL], c[s : s + _BATCH_EVAL]).sum()
+                )
+        return total / len(z)
+
+    def _cap(self, n: int, limit: int, label: str) -> np.ndarray:
+        if n <= limit:
+            return np.arange(n)
+        rng = np.random.default_rng(derive_seed(self.seed, "subsample", label))
+        return np.sort(rng.choice(n, size=limit, replace=False))
+
+    # ------------------------------------------------------------------ API
+    def fit(
+        self,
+        X: np.ndarray,
+        m: np.ndarray,
+        X_val: np.ndarray,
+        m_val: np.ndarray,
+        *,
+        preprocessor: Preprocessor | None = None,
+    ) -> ConditionalFlow:
+        """Train on (X, m); (X_val, m_val) decides when to stop.
+
+        ``preprocessor`` (already fitted) lets several flows share one feature map, e.g. so that
+        their density ratio is unaffected by clipping of out-of-range events; by default it is
+        fitted on (X, m).
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        p = self.params
+        if len(X) < 2 or len(X_val) < 1:
+            raise AnomalyHuntError(
+                f"a flow needs training and validation events, got {len(X)} and {len(X_val)}"
+            )
+        limit = int(p["max_train_events"])
+        keep = self._cap(len(X), limit, "train")
+        keep_val = self._cap(len(X_val), max(1, limit // 4), "valid")
+        X, m = np.asarray(X)[keep], np.asarray(m)[keep]
+        X_val, m_val = np.asarray(X_val)[keep_val], np.asarray(m_val)[keep_val]
+        self.pre = preprocessor if preprocessor is not None else Preprocessor(p["margin"]).fit(X, m)
+        torch.set_num_threads(self.threads)
+        dev = torch.device(self.device)
+        with _seeded(derive_seed(self.seed, "init"), "cpu"):
+            self.net = build_flow(X.shape[1], int(p["layers"]), int(p["hidden"]), int(p["blocks"]))
+        self.net.to(dev)
+        z, c, _ = self._tensors(X, m)
+        zv, cv, _ = self._tensors(X_val, m_val)
+        opt = torch.optim.Adam(self.net.parameters(), lr=float(p["learning_rate"]))
+        gen = torch.Generator().manual_seed(derive_seed(self.seed, "batches"))
+        bs, n = int(p["batch_size"]), len(z)
+        best, best_state, bad = np.inf, None, 0
+        self.history, self.best_epoch = [], None
+        t0 = time.perf_counter()
+        bar = tqdm(
+            range(int(p["epochs"])),
+            desc="flow",
+            unit="epoch",
+            leave=False,
+            disable=not sys.stderr.isatty(),
+        )
+        for epoch in bar:
+            self.net.train()
+            perm = torch.randperm(n, generator=gen).to(dev)
+            train_sum = 0.0
+            for s in range(0, n, bs):
+                idx = perm[s : s + bs]
+                loss = -self.net.log_prob(z[idx], c[idx]).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                train_sum += float(loss.detach()) * len(idx)
+            self.net.eval()
+            val = self._mean_nll(zv, cv)
+            self.history.append({"epoch": epoch, "train_nll": train_sum / n, "val_nll": val})
+            bar.set_postfix(val_nll=f"{val:.4f}")
+            if not np.isfinite(val):
+                log.warning("flow: non-finite validation NLL at epoch %d; stopping", epoch)
+                break
+            if val < best - 1e-6:
+                best, bad, self.best_epoch = val, 0, epoch
+                best_state = copy.deepcopy(self.net.state_dict())
+            else:
+                bad += 1
+                if bad >= int(p["patience"]):
+                    break
+        bar.close()
+        if best_state is None:
+            raise AnomalyHuntError("flow training diverged: no epoch had a finite validation NLL")
+        self.net.load_state_dict(best_state)
+        self.net.eval()
+        log.debug(
+            "flow: %d events, %d epochs (best %s, val NLL %.4f) in %.1f s",
+            n,
+            len(self.history),
+            self.best_epoch,
+            best,
+            time.perf_counter() - t0,
+        )
+        return self
+
+    def _ready(self) -> None:
+        if self.net is None:
+            raise RuntimeError("ConditionalFlow: call fit() or load() first")
+
+    def log_prob(self, X: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """log p(x | m) in the original feature space, float64, one per event."""
+        import torch
+
+        self._ready()
+        torch.set_num_threads(self.threads)
+        z, c, logdet = self._tensors(X, m)
+        out = np.empty(len(z), dtype=np.float64)
+        with torch.no_grad():
+            for s in range(0, len(z), _BATCH_EVAL):
+                lp = self.net.log_prob(z[s : s + _BATCH_EVAL], c[s : s + _BATCH_EVAL])
+                out[s : s + _BATCH_EVAL] = lp.double().cpu().numpy()
+        return out + logdet
+
+    def sample(self, m: np.ndarray, *, seed: int | None = None) -> np.ndarray:
+        """One event x ~ p(x | m_i) per conditioning value, in the original feature space."""
+        import torch
+
+        self._ready()
+        torch.set_num_threads(self.threads)
+        c = torch.as_tensor(
+            self.pre.context(m), dtype=torch.float32, device=torch.device(self.device)
+        )
+        seed = derive_seed(self.seed, "sample") if seed is None else int(seed)
+        parts = []
+        with torch.no_grad(), _seeded(seed, self.device):
+            for s in range(0, len(c), _BATCH_EVAL):
+                zs = self.net.sample(1, context=c[s : s + _BATCH_EVAL])
+                parts.append(zs.reshape(len(zs), -1).double().cpu().numpy())
+        n_features = len(self.pre.lo)
+        z = np.concatenate(parts) if parts else np.empty((0, n_features))
+        return self.pre.inverse(z)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """One torch file: state dict plus the settings and preprocessing needed to rebuild it."""
+        import torch
+
+        self._ready()
+        payload = {
+            "format": self.FORMAT,
+            "params": self.params,
+            "seed": self.seed,
+            "n_features": len(self.pre.lo),
+            "best_epoch": -1 if self.best_epoch is None else int(self.best_epoch),
+            "preprocessing": self.pre.state(),
+            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+        }
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, *, device: str = "cpu", threads: int = 1
+    ) -> ConditionalFlow:
+        """Read a flow written by :meth:`save` (``weights_only``: no code runs from the file)."""
+        import torch
+
+        try:
+            payload = torch.load(path, map_location=device, weights_only=True)
+        except FileNotFoundError:
+            raise AnomalyHuntError(f"{path}: flow file not found") from None
+        if not isinstance(payload, dict) or payload.get("format") != cls.FORMAT:
+            raise AnomalyHuntError(f"{path}: not an anomalyhunt flow model")
+        flow = cls(payload["params"], seed=payload["seed"], device=device, threads=threads)
+        p = flow.params
+        flow.pre = Preprocessor.from_state(payload["preprocessing"])
+        flow.net = build_flow(
+            payload["n_features"], int(p["layers"]), int(p["hidden"]), int(p["blocks"])
+        )
+        flow.net.load_state_dict(payload["state_dict"])
+        flow.net.to(torch.device(device)).eval()
+        flow.best_epoch = None if payload["best_epoch"] < 0 else payload["best_epoch"]
+        return flow

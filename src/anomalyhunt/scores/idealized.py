@@ -1,0 +1,52 @@
+"""The idealized anomaly detector: SR data vs a perfectly modelled background sample.
+
+If the background in the signal region were known exactly, a classifier of SR data (label 1)
+against an independent background sample of the same region (label 0) would learn the likelihood
+ratio p_data / p_bkg = 1 + (S/B) p_sig / p_bkg, which is monotonic in the optimal anomaly score.
+CWoLa and CATHODE approximate that background sample (sidebands, a sideband density model); the
+idealized detector uses the simulator itself, so it is their upper bound. It needs simulation,
+so it runs on toy data only (see :class:`~anomalyhunt.scores.supervised.Simulation`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from anomalyhunt.errors import AnomalyHuntError
+from anomalyhunt.regions import SIGNAL_REGION
+from anomalyhunt.scores.base import WindowData, register
+from anomalyhunt.scores.supervised import ReferenceScorer
+
+
+@register
+class Idealized(ReferenceScorer):
+    """Training-fold SR data (label 1) vs simulated SR background (label 0), ensemble-averaged.
+
+    Extra params: ``reference_factor`` (default 2): the reference sample holds this many times as
+    many events as the data it is trained against (training and validation separately, disjoint
+    parts of one stream). The classes are weighted equally, so the factor only lowers the noise of
+    the background side.
+    """
+
+    name = "idealized"
+    requires_regions = (SIGNAL_REGION,)
+
+    def fit(self, train: WindowData, valid: WindowData) -> Idealized:
+        sim = self._need_simulation()
+        factor = float(self.params.get("reference_factor", 2.0))
+        if factor <= 0:
+            raise AnomalyHuntError(f"scores.idealized.reference_factor must be > 0, got {factor}")
+        d_tr, d_va = train.X[train.in_sr], valid.X[valid.in_sr]
+        for what, d in (("training", d_tr), ("validation", d_va)):
+            if len(d) == 0:
+                raise AnomalyHuntError(f"idealized: the {what} data have no signal-region events")
+        n_tr = max(int(round(factor * len(d_tr))), 1)
+        n_va = max(int(round(factor * len(d_va))), 1)
+        ref = sim.background(n_tr + n_va)
+        X = np.concatenate([d_tr, ref.X[:n_tr]])
+        y = np.r_[np.ones(len(d_tr)), np.zeros(n_tr)].astype(np.int64)
+        X_val = np.concatenate([d_va, ref.X[n_tr:]])
+        y_val = np.r_[np.ones(len(d_va)), np.zeros(n_va)].astype(np.int64)
+        self.ensemble = self._new_ensemble(self.seed)
+        self.ensemble.fit(X, y, X_val, y_val)
+        return self
