@@ -17,9 +17,11 @@ include: "workflow/rules/regions.smk"
 include: "workflow/rules/scores.smk"
 include: "workflow/rules/bumphunt.smk"
 include: "workflow/rules/summary.smk"
+include: "workflow/rules/evaluate.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.summary.output,
+        expand(rules.evaluate.output.metrics, window=WINDOWS),

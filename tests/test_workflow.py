@@ -73,6 +73,9 @@ def test_tiny_dag_produces_a_summary(tiny_run):
         assert [c["efficiency"] for c in fit["cuts"]] == [1.0, 0.1]
         assert (out / "windows" / w / "cwola" / "fits.png").stat().st_size > 1000
     assert (out / "plots" / "local_z.png").stat().st_size > 1000
+    metrics = json.loads((out / "windows" / "w01" / "evaluation" / "metrics.json").read_text())
+    assert "cwola" in json.dumps(metrics)
+    assert (out / "windows" / "w01" / "evaluation" / "roc_sic.png").stat().st_size > 1000
     assert "Z_local" in (out / "summary.md").read_text()
     for log in ("toy_events", "features", "regions", "summary"):
         assert (out / "logs" / f"{log}.log").exists()
@@ -141,3 +144,11 @@ def test_invalid_config_stops_the_workflow_with_the_key(tmp_path):
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
     assert "invalid value at 'regions.step'" in text
+
+
+@pytest.mark.workflow
+def test_report_collects_the_plots(tiny_run):
+    proc = snakemake(tiny_run, "--report", str(tiny_run / "report.html"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = (tiny_run / "report.html").read_text(errors="replace")
+    assert "Bump hunt per window" in html and "Summary" in html

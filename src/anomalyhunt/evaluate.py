@@ -286,8 +286,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         prog="python -m anomalyhunt.evaluate", description=__doc__.splitlines()[0]
     )
-    p.add_argument("--scores", action="append", required=True,
-                   help="scores.parquet, or NAME=PATH; repeat for several")  # fmt: skip
+    p.add_argument("--scores", action="extend", nargs="+", required=True,
+                   help="scores.parquet, or NAME=PATH; several after one flag or the flag repeated")  # fmt: skip
     p.add_argument("--out", required=True, help="metrics.json to write")
     p.add_argument("--plot", default=None, help="SIC and rejection curves (.png)")
     p.add_argument("--sculpt-plot", default=None, help="background mjj before/after cuts (.png)")

@@ -1,0 +1,31 @@
+rule evaluate:
+    input:
+        expand(f"{RUN}/windows/{{{{window}}}}/{{method}}/scores.parquet", method=METHODS),
+    output:
+        metrics=f"{RUN}/windows/{{window}}/evaluation/metrics.json",
+        curves=report(
+            f"{RUN}/windows/{{window}}/evaluation/roc_sic.png",
+            caption="../report/evaluation.rst",
+            category="Evaluation against truth",
+            labels={"window": "{window}", "figure": "SIC and rejection"},
+        ),
+        sculpting=report(
+            f"{RUN}/windows/{{window}}/evaluation/sculpting.png",
+            caption="../report/sculpting.rst",
+            category="Evaluation against truth",
+            labels={"window": "{window}", "figure": "mjj sculpting"},
+        ),
+    params:
+        named=lambda wc, input: [f"{m}={path}" for m, path in zip(METHODS, input)],
+    log:
+        f"{LOGS}/evaluate/{{window}}.log",
+    benchmark:
+        f"{BENCH}/evaluate/{{window}}.tsv"
+    conda:
+        "../../envs/stats.yaml"
+    group:
+        "bumphunt"
+    shell:
+        "python -m anomalyhunt.evaluate --scores {params.named:q}"
+        " --out {output.metrics:q} --plot {output.curves:q} --sculpt-plot {output.sculpting:q}"
+        " > {log:q} 2>&1"
