@@ -245,6 +245,9 @@ def plot_roc_sic(curves: dict[str, Roc], path: str | os.PathLike, min_background
     from anomalyhunt.plots import _save, plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5.5))
+    if not curves:  # background-only or unlabelled data: nothing to measure, say so in the figure
+        a.text(0.5, 0.5, "no truth-labelled signal in the signal region:\nno ROC or SIC to show",
+               ha="center", va="center", transform=a.transAxes)  # fmt: skip
     for name, r in curves.items():
         ok = r.n_background >= min_background
         a.plot(r.tpr[ok], sic(r.tpr, r.fpr)[ok], label=name)
@@ -270,6 +273,10 @@ def plot_sculpting(tables: dict[str, pd.DataFrame], path: str | os.PathLike,
         label = t["label"].to_numpy()
         bkg = label == 0 if (label >= 0).any() else np.ones(len(t), bool)
         mjj, s = t["mjj"].to_numpy()[bkg], t["score"].to_numpy()[bkg]
+        if len(mjj) == 0:  # a skipped window has no scored events
+            ax.text(0.5, 0.5, "no scored events", ha="center", transform=ax.transAxes)
+            ax.set_title(name)
+            continue
         edges = np.linspace(mjj.min(), mjj.max(), 21)
         ax.hist(mjj, edges, density=True, histtype="step", color="k", label="all")
         order = np.argsort(-s, kind="stable")
@@ -330,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if metrics[name].get("max_sic") is not None:
                 curves[name] = roc(sr["label"].to_numpy(), sr["score"].to_numpy())
         if not curves:
-            raise AnomalyHuntError("--plot: no scores table has labelled SR signal and background")
+            log.info("no truth-labelled SR signal and background: the ROC/SIC figure says so")
         plot_roc_sic(curves, args.plot, args.min_background)
     if args.sculpt_plot:
         plot_sculpting(tables, args.sculpt_plot)
