@@ -26,6 +26,9 @@ from tests.conftest import REPO
 from tests.slurm_cluster import ClusterUnavailable, SlurmCluster
 from tests.test_workflow import TINY
 
+#: threads of a training job in the tiny config (the schema default unless TINY sets it)
+THREADS = TINY.get("threads", 1)
+
 pytestmark = pytest.mark.slurm
 
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
@@ -104,17 +107,19 @@ def test_dry_run_with_the_slurm_profile_lists_jobs_and_resources(tmp_path_factor
                                        "summary")} == {
         "toy_events": "1", "features": "1", "regions": "1", "scores": "3", "bumphunt": "3",
         "summary": "1"}, text[-3000:]
-    # the three per-window fits form one group job (group-components bumphunt: 5)
-    assert text.count("Group job bumphunt") == 1, text[-3000:]
+    assert counts.get("evaluate") == "3", text[-3000:]
+    # the three per-window fits and three evaluations (six jobs) form two group jobs
+    # (group-components bumphunt: 5)
+    assert text.count("Group job bumphunt") == 2, text[-3000:]
 
     partition = str(profile()["default-resources"]["slurm_partition"])
     blocks = job_blocks(text)
     assert len(blocks["scores"]) == 3 and len(blocks["bumphunt"]) == 3
     for res in blocks["scores"]:
-        assert res["gpu"] == "1" and res["cpus_per_gpu"] == "2", res
+        assert res["gpu"] == "1" and res["cpus_per_gpu"] == str(THREADS), res
         assert res["mem_mb"] == "8000" and res["runtime"] == "60", res
         assert res["slurm_partition"] == partition
-    for res in blocks["bumphunt"]:
+    for res in blocks["bumphunt"] + blocks["evaluate"]:
         assert res["fit_slots"] == "1" and res["mem_mb"] == "2000" and res["runtime"] == "10", res
     (summary,) = blocks["summary"]
     assert summary["mem_mb"] == "4000" and summary["runtime"] == "60", summary
