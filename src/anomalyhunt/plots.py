@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
 
 from anomalyhunt.io import atomic_path  # noqa: E402
 
@@ -84,6 +85,103 @@ def local_z_scan(table: pd.DataFrame, path: str | os.PathLike) -> None:
     ax.set_ylim(bottom=0)
     if not ok.empty:
         ax.legend(fontsize=10)
+    _save(fig, path)
+
+
+def _sigma_lines(ax: plt.Axes, max_sigma: int = 5) -> None:
+    """Horizontal p0 guides at 1..max_sigma, labelled on the right, so a reader needs no table."""
+    for z in range(1, max_sigma + 1):
+        p = stats.norm.sf(z)
+        ax.axhline(p, color="gray", ls=":", lw=0.8)
+        ax.text(1.0, p, f" {z}$\\sigma$", transform=ax.get_yaxis_transform(), va="center",
+                color="gray")
+
+
+def local_p0_scan(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Local p0 against SR centre on a log axis, one line per method and cut, 1-5 sigma guides.
+
+    The log p0 scale shows at a glance how many sigma each window reaches and how far a dip
+    stands out from the ~0.5 floor of windows with a deficit.
+    """
+    ok = table[(table["status"] == "ok") & (table["p0"] > 0)]
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for (method, eff), grp in ok.groupby(["method", "efficiency"]):
+        grp = grp.sort_values("centre")
+        ax.plot(grp["centre"], grp["p0"], "o-", ms=4, label=f"{method}, keep {100 * eff:g}%")
+    ax.set_yscale("log")
+    _sigma_lines(ax)
+    bottom = stats.norm.sf(5.5)
+    if not ok.empty:
+        bottom = min(bottom, float(ok["p0"].min()) / 5)
+        ax.legend(fontsize=10, loc="lower left")
+    else:
+        ax.text(0.5, 0.5, "no valid window", ha="center", transform=ax.transAxes)
+    ax.set_ylim(bottom, 1.0)
+    ax.set_xlabel(r"signal-region centre $m_{jj}$ [TeV]")
+    ax.set_ylabel(r"local $p_0$")
+    _save(fig, path)
+
+
+def _limit_points(fits: list[Mapping[str, Any]], method: str, eff: float) -> dict[str, np.ndarray]:
+    """SR centre, observed and the 5 expected quantiles of every window with a usable limit."""
+    rows = []
+    for f in fits:
+        if f["method"] != method or f.get("skipped"):
+            continue
+        for c in f["cuts"]:
+            lim = c.get("limit") or {}
+            band = lim.get("expected_band")
+            if c["efficiency"] != eff or lim.get("observed") is None or not band or len(band) != 5:
+                continue
+            if any(v is None for v in band):
+                continue
+            rows.append((f["centre"], lim["observed"], *band))
+    rows.sort()
+    arr = np.array(rows, dtype=float).reshape(-1, 7)
+    return {"centre": arr[:, 0], "observed": arr[:, 1], "band": arr[:, 2:]}
+
+
+def limit_scan(fits: list[Mapping[str, Any]], path: str | os.PathLike) -> None:
+    """95% CLs upper limits on the signal yield vs SR centre: one panel per method and cut.
+
+    Observed (solid) over the expected median (dashed) with the usual green (1 sigma) and yellow
+    (2 sigma) bands, so a window is read as an excess where the observed leaves the bands upward.
+    """
+    keys = sorted({(f["method"], c["efficiency"]) for f in fits if not f.get("skipped")
+                   for c in f["cuts"]}, key=lambda k: (k[0], -k[1]))
+    methods = sorted({k[0] for k in keys})
+    effs = sorted({k[1] for k in keys}, reverse=True)
+    if not keys:
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.text(0.5, 0.5, "no tested window: no limits", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        _save(fig, path)
+        return
+    fig, axes = plt.subplots(len(methods), len(effs), figsize=(4.4 * len(effs), 3.8 * len(methods)),
+                             squeeze=False, sharex=True)
+    for r, method in enumerate(methods):
+        for k, eff in enumerate(effs):
+            ax = axes[r, k]
+            pts = _limit_points(fits, method, eff)
+            ax.set_title(f"{method}, keep {100 * eff:g}%")
+            if pts["centre"].size == 0:
+                ax.text(0.5, 0.5, "no limit", ha="center", transform=ax.transAxes)
+                continue
+            x, band = pts["centre"], pts["band"]
+            ax.fill_between(x, band[:, 0], band[:, 4], color="#ffcc00", lw=0,
+                            label=r"expected $\pm 2\sigma$")
+            ax.fill_between(x, band[:, 1], band[:, 3], color="#00cc00", lw=0,
+                            label=r"expected $\pm 1\sigma$")
+            ax.plot(x, band[:, 2], "k--", lw=1.2, label="expected")
+            ax.plot(x, pts["observed"], "ko-", ms=3.5, lw=1.5, label="observed")
+            ax.set_yscale("log")
+            if r == len(methods) - 1:
+                ax.set_xlabel(r"SR centre $m_{jj}$ [TeV]")
+            if k == 0:
+                ax.set_ylabel("95% CL limit on signal events")
+            if r == 0 and k == 0:
+                ax.legend(fontsize=9, loc="upper right")
+    fig.suptitle(r"95% CL$_s$ upper limits on the signal yield in the SR", y=1.0)
     _save(fig, path)
 
 

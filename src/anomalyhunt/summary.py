@@ -20,7 +20,7 @@ import pandas as pd
 from anomalyhunt import cli
 from anomalyhunt import config as cfgmod
 from anomalyhunt.io import atomic_path, read_json, write_csv, write_json
-from anomalyhunt.stats import trials
+from anomalyhunt.stats import bumphunter, trials
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,24 @@ def toy_tests(fits: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
     return tests, keys
 
 
+def bumphunter_check(fits: Sequence[dict[str, Any]], n_pe: int, seed: int) -> dict[str, Any]:
+    """BumpHunter cross-check of the global significance; a failure is recorded, never raised.
+
+    It is an independent second opinion, so whatever goes wrong in it (a package missing, odd
+    binning) must not cost the search its summary.
+    """
+    if n_pe <= 0:
+        return {"status": "skipped: no BumpHunter pseudo-experiments requested"}
+    try:
+        return bumphunter.global_bumphunter(fits, n_pe=n_pe, seed=seed)
+    except Exception as exc:
+        log.warning("BumpHunter cross-check failed: %s", exc)
+        return {"status": f"failed: {type(exc).__name__}: {exc}"}
+
+
 def global_significance(fits: Sequence[dict[str, Any]], table: pd.DataFrame, n_toys: int, seed: int,
-                        n_jobs: int) -> dict[str, Any]:
+                        n_jobs: int, bumphunter_pe: int = bumphunter.DEFAULT_PE,
+                        bumphunter_seed: int | None = None) -> dict[str, Any]:
     ok = table[table["status"] == "ok"]
     if ok.empty:
         return {"status": "no valid window: nothing to test"}
@@ -83,8 +99,10 @@ def global_significance(fits: Sequence[dict[str, Any]], table: pd.DataFrame, n_t
     z_max = float(best["z"])
     out: dict[str, Any] = {"z_local_max": z_max, "p_local_min": float(best["p0"]),
                            "n_tests": len(ok), "n_toys": n_toys}
+    bh_seed = seed + 1 if bumphunter_seed is None else bumphunter_seed
     if n_toys == 0:
         out["toys"] = {"status": "summary.toys = 0: no pseudo-experiments"}
+        out["bumphunter"] = bumphunter_check(fits, bumphunter_pe, bh_seed)
         return out
     tests, keys = toy_tests(fits)
     z_toys = trials.toy_scans(tests, n_toys, seed, n_jobs=n_jobs, progress=True)
@@ -101,6 +119,7 @@ def global_significance(fits: Sequence[dict[str, Any]], table: pd.DataFrame, n_t
     out["gross_vitells"] = trials.gross_vitells_multi(scans, z_max) if scans else {
         "status": "fewer than two windows per scan"}
     out["toy_max_z_quantiles"] = {q: float(np.quantile(z_toys.max(axis=1), q)) for q in (0.5, 0.9, 0.99)}
+    out["bumphunter"] = bumphunter_check(fits, bumphunter_pe, bh_seed)
     return out
 
 
@@ -109,6 +128,20 @@ def best_row(table: pd.DataFrame) -> dict[str, Any] | None:
     if ok.empty:
         return None
     return ok.loc[ok["z"].idxmax()].to_dict()
+
+
+def _bumphunter_line(bh: dict[str, Any] | None) -> str:
+    """One summary.md line for the BumpHunter cross-check, whatever state it ended in."""
+    if not bh:
+        return "- BumpHunter cross-check: not run"
+    if bh.get("status") != "ok":
+        return f"- BumpHunter cross-check: {bh.get('status')}"
+    comb = bh["combined"]
+    rel = ">" if comb["is_upper_bound"] else "="
+    return (f"- BumpHunter cross-check ({bh['n_pe']} pseudo-experiments per scan, "
+            f"{comb['n_scans']} scans; reference taken as exact): largest bump {bh['method']} keep "
+            f"{100 * bh['efficiency']:g}% at {bh['bump'][0]:.2f}-{bh['bump'][1]:.2f} TeV, "
+            f"Z_local = {bh['z_local']:.2f}, Z_global {rel} {comb['z_global']:.2f}")
 
 
 def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> None:
@@ -137,6 +170,7 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
         gv = g.get("gross_vitells", {})
         if "z_global" in gv:
             lines.append(f"- Gross-Vitells estimate: p = {gv['p_global']:.3g}, Z_global = {gv['z_global']:.2f}")
+        lines.append(_bumphunter_line(g.get("bumphunter")))
     else:
         lines.append("- no window could be tested")
     lines += ["", "## Local significance (Z) per window and cut", ""]
@@ -171,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     table = local_table(fits)
     out = Path(args.out_dir)
     glob = global_significance(fits, table, config["summary"]["toys"],
-                               cfgmod.derive_seed(config["seed"], "toys"), args.jobs)
+                               cfgmod.derive_seed(config["seed"], "toys"), args.jobs,
+                               bumphunter_seed=cfgmod.derive_seed(config["seed"], "bumphunter"))
     summary = {
         "run": config["run"], "data_source": config["data"]["source"], "n_events": meta["n_events"],
         "n_injected": meta["n_injected"], "methods": sorted({f["method"] for f in fits}),
@@ -186,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     from anomalyhunt import plots
 
     plots.local_z_scan(table, out / "plots" / "local_z.png")
+    plots.local_p0_scan(table, out / "plots" / "local_p0.png")
+    plots.limit_scan(fits, out / "plots" / "limits.png")
     log.info("largest local Z = %s; global: %s", summary["best"] and round(summary["best"]["z"], 2),
              glob.get("toys", {}).get("z_global"))
 

@@ -11,6 +11,16 @@ rule summary:
             caption="../report/local_z.rst",
             category="Summary",
         ),
+        p0=report(
+            f"{RUN}/plots/local_p0.png",
+            caption="../report/local_p0.rst",
+            category="Summary",
+        ),
+        limits=report(
+            f"{RUN}/plots/limits.png",
+            caption="../report/limits.rst",
+            category="Summary",
+        ),
     params:
         config=CONFIG,
         summary=config["summary"],

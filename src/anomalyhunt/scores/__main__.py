@@ -3,13 +3,22 @@
 Methods that declare ``needs_simulation`` (supervised, idealized) are bound to a
 :class:`~anomalyhunt.scores.supervised.Simulation` of the config's toy generator for this window;
 with any other data source they stop with a clear error.
+
+With ``--model-dir`` every finished fold is checkpointed there, and a rerun (a preempted or killed
+job) resumes the folds whose fingerprint still matches instead of retraining them; ``--no-resume``
+retrains every fold regardless. Once the scores are written the fold markers are removed (the models
+stay for inspection): checkpoints exist to finish an interrupted job, so a deliberate rerun
+(``snakemake --forcerun scores``) trains afresh.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from anomalyhunt import cli
 from anomalyhunt import config as cfgmod
@@ -33,7 +42,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--window", required=True, help="window id, e.g. w01")
     p.add_argument("--method", required=True, help=f"scoring method ({', '.join(available())})")
     p.add_argument("--out", required=True, help="scores.parquet to write")
-    p.add_argument("--model-dir", default=None, help="keep each fold's trained model here")
+    p.add_argument(
+        "--model-dir",
+        default=None,
+        help="keep each fold's trained model and scores here; a rerun resumes finished folds",
+    )
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="retrain every fold even where --model-dir holds a matching checkpoint",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep the fold markers after success, so that a rerun reuses the folds",
+    )
     p.add_argument("--threads", type=int, default=None, help="default: the config's threads")
     args = p.parse_args(argv)
 
@@ -64,11 +87,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
 
     window = Window.from_dict(wdict)
+    fingerprint_extra: dict[str, Any] = {}
     if needs_simulation:
         # reference samples drawn with a seed of their own (not the data's), shared by all folds
         from anomalyhunt.scores.supervised import Simulation
 
-        scorer_cls = scorer_cls.bound_to(Simulation.from_config(config, window, args.method))
+        simulation = Simulation.from_config(config, window, args.method)
+        scorer_cls = scorer_cls.bound_to(simulation)
+        # the reference samples shape the model as much as the params: a checkpoint trained on
+        # another simulation must not be resumed
+        fingerprint_extra["simulation"] = {
+            f.name: getattr(simulation, f.name)
+            for f in dataclasses.fields(simulation)
+            if not f.name.startswith("_")
+        }
     seed = cfgmod.derive_seed(config["seed"], "scores", args.method, args.window)
     device = resolve_device(config["device"])
     events = read_parquet(args.events)
@@ -82,8 +114,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         threads=threads,
         validation_fraction=float(params.get("validation_fraction", 0.2)),
         model_dir=args.model_dir,
+        resume=not args.no_resume,
+        fingerprint_extra=fingerprint_extra,
     )
     write_parquet(scores, args.out)
+    if args.model_dir and not args.keep_checkpoints:
+        for marker in Path(args.model_dir).glob("fold*.done.json"):
+            marker.unlink()
     log.info(
         "window %s: %d events scored with %s -> %s", args.window, len(scores), args.method, args.out
     )

@@ -1,0 +1,102 @@
+"""The README's "Rerun one stage" commands plan (and run) exactly the jobs they promise.
+
+They run on one tiny finished workflow (the ``tiny_run`` fixture of test_workflow, instantiated
+again for this module, so the real rerun here never disturbs that module's run). Dry runs are
+checked through Snakemake's job-stats table, which lists every planned rule with its job count.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests import test_workflow
+from tests.test_workflow import TINY, snakemake
+
+#: The fixture, bound here so pytest finds it; module-scoped, so this module gets its own run.
+tiny_run = test_workflow.tiny_run
+
+pytestmark = pytest.mark.workflow
+
+RUN = Path("results") / TINY["run"]
+WINDOW_IDS = ("w00", "w01", "w02")
+
+
+def planned(text: str) -> dict[str, int]:
+    """Rule -> number of jobs from the first 'Job stats:' table of a (dry-run) log."""
+    lines = text.splitlines()
+    if "Job stats:" not in lines:
+        assert "Nothing to be done" in text, text[-3000:]
+        return {}
+    start = lines.index("Job stats:") + 3  # the header and the dashes follow
+    jobs: dict[str, int] = {}
+    for line in lines[start:]:
+        m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+        if m is None or m[1] == "total":
+            break
+        jobs[m[1]] = int(m[2])
+    assert jobs, text[-3000:]
+    return jobs
+
+
+def dry_run(workdir: Path, *args: str) -> tuple[dict[str, int], str]:
+    proc = snakemake(workdir, "-n", *args, timeout=300)  # -n first: it ends --configfile's list
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    return planned(text), text
+
+
+def test_forcerun_scores_of_one_target_plans_only_that_window(tiny_run):
+    target = str(RUN / "windows" / "w01" / "cwola" / "scores.parquet")
+    jobs, text = dry_run(tiny_run, target, "--forcerun", "scores")
+    assert jobs == {"scores": 1}
+    assert re.findall(r"wildcards: (.*)", text) == ["window=w01, method=cwola"]
+
+
+def test_forcerun_regions_plans_regions_and_everything_downstream(tiny_run):
+    jobs, _ = dry_run(tiny_run, "-R", "regions", "--quiet", "rules")
+    n = len(WINDOW_IDS)
+    assert jobs == {
+        "regions": 1,
+        "scores": n,
+        "bumphunt": n,
+        "evaluate": n,
+        "summary": 1,
+        "all": 1,
+    }
+
+
+def test_until_regions_stops_after_the_regions(tiny_run, tmp_path):
+    # a newer features file makes the regions (and all below) outdated; --until plans regions only
+    features = tiny_run / RUN / "data" / "features.parquet"
+    before = features.stat()
+    try:
+        os.utime(features)
+        jobs, _ = dry_run(tiny_run, "--until", "regions", "--quiet", "rules")
+        assert jobs == {"regions": 1}
+    finally:
+        os.utime(features, ns=(before.st_atime_ns, before.st_mtime_ns))
+    jobs, _ = dry_run(tiny_run, "--quiet", "rules")
+    assert jobs == {}  # the finished run is whole again
+    # a fresh run stops after the regions as well: the data stages, no training or fits
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
+    jobs, _ = dry_run(tmp_path, "--until", "regions", "--quiet", "rules")
+    assert jobs == {"toy_events": 1, "features": 1, "regions": 1}
+
+
+def test_forcerun_bumphunt_keeps_the_trained_scores(tiny_run):
+    windows = tiny_run / RUN / "windows"
+    scores = {w: (windows / w / "cwola" / "scores.parquet").stat().st_mtime_ns for w in WINDOW_IDS}
+    fits = {w: (windows / w / "cwola" / "fit.json").stat().st_mtime_ns for w in WINDOW_IDS}
+    proc = snakemake(tiny_run, "--cores", "2", "--forcerun", "bumphunt", timeout=600)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-5000:]
+    # the fits and the summary that reads them, no training and no evaluation
+    assert planned(text) == {"bumphunt": len(WINDOW_IDS), "summary": 1, "all": 1}
+    for w in WINDOW_IDS:
+        assert (windows / w / "cwola" / "scores.parquet").stat().st_mtime_ns == scores[w], w
+        assert (windows / w / "cwola" / "fit.json").stat().st_mtime_ns > fits[w], w
