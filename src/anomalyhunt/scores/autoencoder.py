@@ -24,9 +24,9 @@ import numpy as np
 
 from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.io import atomic_path
 from anomalyhunt.regions import SIDEBAND
 from anomalyhunt.scores.base import Scorer, WindowData, register
+from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,6 @@ class _SidebandAutoencoder(Scorer):
 
     def save(self, path: str | os.PathLike) -> None:
         """One torch file of plain tensors and numbers (loads with ``weights_only=True``)."""
-        import torch
 
         if self.net is None:
             raise RuntimeError(f"{type(self).__name__}: nothing to save before fit()")
@@ -200,10 +199,9 @@ class _SidebandAutoencoder(Scorer):
             "seed": self.seed,
             "n_features": int(self.net.mean.numel()),
             "best_epoch": -1 if self.best_epoch is None else int(self.best_epoch),
-            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "state_dict": state_dict_cpu(self.net),
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        save_payload(payload, path)
 
     @classmethod
     def load(
@@ -211,12 +209,7 @@ class _SidebandAutoencoder(Scorer):
     ) -> _SidebandAutoencoder:
         import torch
 
-        try:
-            payload = torch.load(path, map_location=device, weights_only=True)
-        except FileNotFoundError:
-            raise AnomalyHuntError(f"{path}: model file not found") from None
-        if not isinstance(payload, dict) or payload.get("format") != cls.FORMAT:
-            raise AnomalyHuntError(f"{path}: not an anomalyhunt '{cls.name}' model")
+        payload = load_payload(path, cls.FORMAT, f"'{cls.name}' model", device)
         model = cls(payload["params"], seed=payload["seed"], device=device, threads=threads)
         p = model.params
         model.net = _build(cls.kind, payload["n_features"], list(p["hidden"]), int(p["latent"]))

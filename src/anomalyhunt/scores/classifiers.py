@@ -27,6 +27,7 @@ import numpy as np
 from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import atomic_path, read_json, write_json
+from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,6 @@ class MLPClassifier(BinaryClassifier):
         return out
 
     def save(self, path: str | os.PathLike) -> None:
-        import torch
 
         if self.net is None:
             raise RuntimeError("MLPClassifier: nothing to save before fit()")
@@ -290,10 +290,9 @@ class MLPClassifier(BinaryClassifier):
             "seed": self.seed,
             "n_features": int(self.net.mean.numel()),
             "best_epoch": -1 if self.best_epoch is None else int(self.best_epoch),
-            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "state_dict": state_dict_cpu(self.net),
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        save_payload(payload, path)
 
     @classmethod
     def load(
@@ -301,12 +300,7 @@ class MLPClassifier(BinaryClassifier):
     ) -> MLPClassifier:
         import torch
 
-        try:
-            payload = torch.load(path, map_location=device, weights_only=True)
-        except FileNotFoundError:
-            raise AnomalyHuntError(f"{path}: model file not found") from None
-        if not isinstance(payload, dict) or payload.get("format") != cls.FORMAT:
-            raise AnomalyHuntError(f"{path}: not an anomalyhunt MLP model")
+        payload = load_payload(path, cls.FORMAT, "MLP model", device)
         model = cls(payload["params"], seed=payload["seed"], device=device, threads=threads)
         model.net = _build_mlp(payload["n_features"], list(payload["params"]["hidden"]))
         model.net.load_state_dict(payload["state_dict"])

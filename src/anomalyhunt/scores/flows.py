@@ -29,7 +29,7 @@ import numpy as np
 
 from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.io import atomic_path
+from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
 
 log = logging.getLogger(__name__)
 
@@ -368,7 +368,6 @@ class ConditionalFlow:
 
     def save(self, path: str | os.PathLike) -> None:
         """One torch file: state dict plus the settings and preprocessing needed to rebuild it."""
-        import torch
 
         self._ready()
         payload = {
@@ -378,10 +377,9 @@ class ConditionalFlow:
             "n_features": len(self.pre.lo),
             "best_epoch": -1 if self.best_epoch is None else int(self.best_epoch),
             "preprocessing": self.pre.state(),
-            "state_dict": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "state_dict": state_dict_cpu(self.net),
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        save_payload(payload, path)
 
     @classmethod
     def load(
@@ -390,12 +388,7 @@ class ConditionalFlow:
         """Read a flow written by :meth:`save` (``weights_only``: no code runs from the file)."""
         import torch
 
-        try:
-            payload = torch.load(path, map_location=device, weights_only=True)
-        except FileNotFoundError:
-            raise AnomalyHuntError(f"{path}: flow file not found") from None
-        if not isinstance(payload, dict) or payload.get("format") != cls.FORMAT:
-            raise AnomalyHuntError(f"{path}: not an anomalyhunt flow model")
+        payload = load_payload(path, cls.FORMAT, "flow model", device)
         flow = cls(payload["params"], seed=payload["seed"], device=device, threads=threads)
         p = flow.params
         flow.pre = Preprocessor.from_state(payload["preprocessing"])
