@@ -1,0 +1,143 @@
+"""Background-function family: formulas, bin integrals, F-test choice, SR prediction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from anomalyhunt.errors import AnomalyHuntError
+from anomalyhunt.stats.fit import SQRT_S, dijet, fit_sidebands
+from anomalyhunt.stats.functions import FUNCTIONS, fit_family, fit_function, get_function
+
+# a 2 TeV window, enough events that a wrong shape shows
+EDGES = np.round(np.arange(2.5, 4.5 + 1e-9, 0.05), 6)
+SR = (3.3, 3.7)
+SR_MASK = (EDGES[:-1] >= SR[0] - 1e-9) & (EDGES[1:] <= SR[1] + 1e-9)
+N_EVENTS = 1e6
+
+
+def mean_counts(name: str, params: list[float], total: float = N_EVENTS) -> np.ndarray:
+    mean = get_function(name).expected(EDGES, params)
+    return mean * total / mean.sum()
+
+
+def test_formulas() -> None:
+    m = np.array([3.0, 3.9])
+    x = m / SQRT_S
+    lx = np.log(x)
+    p = [2.0, 8.0, 4.5, 0.3, 0.1]
+    np.testing.assert_allclose(
+        get_function("dijet3").density(m, p[:3]), p[0] * (1 - x) ** p[1] / x ** p[2], rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        get_function("dijet4").density(m, p[:4]), dijet(m, np.array(p[:4])), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        get_function("dijet5").density(m, p),
+        p[0] * (1 - x) ** p[1] / x ** (p[2] + p[3] * lx + p[4] * lx**2),
+        rtol=1e-12,
+    )
+    q = [2.0, 5.0, 10.0, 20.0]
+    np.testing.assert_allclose(
+        get_function("ua2").density(m, q),
+        q[0] * x ** -q[1] * np.exp(-q[2] * x - q[3] * x**2),
+        rtol=1e-12,
+    )
+    assert {f.name: f.n_par for f in FUNCTIONS.values()} == {
+        "dijet3": 3, "dijet4": 4, "dijet5": 5, "ua2": 4
+    }
+
+
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+def test_expected_is_the_bin_integral(name: str) -> None:
+    params = {"dijet3": [1, 10, 5], "dijet4": [1, 10, 5, 0.3], "dijet5": [1, 10, 5, 2, 1],
+              "ua2": [1, 5, 10, 20]}[name]
+    function = get_function(name)
+    fine = np.linspace(EDGES[0], EDGES[-1], (EDGES.size - 1) * 400 + 1)
+    mid = 0.5 * (fine[1:] + fine[:-1])
+    numeric = (function.density(mid, params) * np.diff(fine)).reshape(-1, 400).sum(axis=1)
+    np.testing.assert_allclose(function.expected(EDGES, params), numeric, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_f_test_keeps_dijet3_for_dijet3_data(seed: int) -> None:
+    mean = mean_counts("dijet3", [1, 10, 5])
+    counts = np.random.default_rng(seed).poisson(mean).astype(float)
+    res = fit_family(EDGES, counts, SR)
+    assert res["chosen"] == "dijet3", res["f_tests"]
+    assert all(f["valid"] for f in res["fits"].values())
+    assert res["f_tests"][0]["pvalue"] > 0.05
+    pull = (res["b"] - mean[SR_MASK].sum()) / res["sigma_b"]
+    assert abs(pull) < 3
+    json.dumps(res, allow_nan=False)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_f_test_climbs_for_curved_data(seed: int) -> None:
+    mean = mean_counts("dijet4", [1, 10, 5, 3.0])
+    counts = np.random.default_rng(seed).poisson(mean).astype(float)
+    res = fit_family(EDGES, counts, SR)
+    assert res["chosen"] in ("dijet4", "dijet5"), res["f_tests"]
+    assert res["f_tests"][0]["pvalue"] < 0.05
+    # dijet3 leaves the curvature in the residuals
+    assert res["fits"]["dijet3"]["chi2"] > res["fits"]["dijet4"]["chi2"] + 10
+    pull = (res["b"] - mean[SR_MASK].sum()) / res["sigma_b"]
+    assert abs(pull) < 3
+
+
+def test_threshold_is_configurable() -> None:
+    counts = np.random.default_rng(3).poisson(mean_counts("dijet4", [1, 10, 5, 3.0]))
+    strict = fit_family(EDGES, counts.astype(float), SR, threshold=0.0)
+    assert strict["chosen"] == "dijet3"  # nothing is ever significant at p <= 0
+    loose = fit_family(EDGES, counts.astype(float), SR, threshold=1.0)
+    assert loose["chosen"] == "dijet5"  # everything is
+
+
+def test_dijet4_matches_the_standard_sideband_fit() -> None:
+    counts = np.random.default_rng(4).poisson(mean_counts("dijet4", [1, 10, 5, 0.3], 2e4))
+    counts = counts.astype(float)
+    ref = fit_sidebands(EDGES, counts, SR)
+    fit = fit_function("dijet4", EDGES, counts, ref.fit_mask)
+    assert ref.valid and fit.valid
+    b_ref, s_ref = ref.predict(*SR)
+    b, s = fit.predict(*SR)
+    assert b == pytest.approx(b_ref, rel=1e-3)
+    assert s == pytest.approx(s_ref, rel=0.05)
+    assert fit.chi2 == pytest.approx(ref.chi2, abs=0.05)
+
+
+def test_ua2_fit() -> None:
+    mean = mean_counts("ua2", [1, 5, 10, 20])
+    counts = np.random.default_rng(5).poisson(mean).astype(float)
+    res = fit_family(EDGES, counts, SR, names=("ua2",))
+    fit = res["fits"]["ua2"]
+    assert res["chosen"] == "ua2" and fit["valid"] and fit["chi2_pvalue"] > 1e-3
+    assert abs(res["b"] - mean[SR_MASK].sum()) < 3 * res["sigma_b"]
+
+
+def test_failed_fits_are_recorded() -> None:
+    counts = np.zeros(EDGES.size - 1)
+    counts[SR_MASK] = 50.0
+    res = fit_family(EDGES, counts, SR)
+    assert res["chosen"] is None and res["b"] is None and res["message"] == "every fit failed"
+    assert all(not f["valid"] and "no events" in f["message"] for f in res["fits"].values())
+    json.dumps(res, allow_nan=False)
+    # very few events: whatever fails is recorded, nothing raises
+    sparse = np.random.default_rng(6).poisson(mean_counts("dijet3", [1, 10, 5], 15)).astype(float)
+    res = fit_family(EDGES, sparse, SR)
+    json.dumps(res, allow_nan=False)
+    assert all(f["valid"] or f["message"] for f in res["fits"].values())
+
+
+def test_bad_inputs_raise() -> None:
+    counts = np.ones(EDGES.size - 1)
+    with pytest.raises(AnomalyHuntError):
+        fit_family(EDGES, counts, SR, names=("dijet4", "dijet3"))
+    with pytest.raises(AnomalyHuntError):
+        fit_family(EDGES, counts, SR, names=("dijet3", "nope"))
+    with pytest.raises(AnomalyHuntError):
+        fit_family(EDGES, counts[:-1], SR)
+    with pytest.raises(AnomalyHuntError):
+        fit_family(EDGES, counts, (4.4, 4.8))
