@@ -1,0 +1,95 @@
+"""Pythia 8 + FastJet chunks: layout, trigger cut, substructure and signal masses, seeding.
+
+Skipped where the optional ``pythia`` extra (pythia8mc, fastjet) is not installed. Event counts
+are tiny (a few seconds in all), so the checks are loose statistical ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("pythia8mc")
+pytest.importorskip("fastjet")
+
+from anomalyhunt.data import jets, pythia  # noqa: E402
+from anomalyhunt.data.features import LHCO_COLUMNS  # noqa: E402
+from anomalyhunt.errors import AnomalyHuntError  # noqa: E402
+
+
+def _leading_pt(df: pd.DataFrame) -> np.ndarray:
+    return np.maximum(np.hypot(df.pxj1, df.pyj1), np.hypot(df.pxj2, df.pyj2))
+
+
+@pytest.fixture(scope="module")
+def qcd() -> pd.DataFrame:
+    return pythia.generate_chunk("qcd", 150, seed=101)
+
+
+@pytest.fixture(scope="module")
+def signal() -> pd.DataFrame:
+    return pythia.generate_chunk("signal", 80, seed=202)
+
+
+def test_layout_and_trigger(qcd: pd.DataFrame, signal: pd.DataFrame) -> None:
+    for df, label in ((qcd, 0), (signal, 1)):
+        assert list(df.columns) == [*LHCO_COLUMNS, "label"]
+        assert (df["label"] == label).all()
+        assert df.attrs["n_passed"] == len(df) > 10
+        assert df.attrs["n_generated"] == (150 if label == 0 else 80)
+        assert np.all(np.isfinite(df[LHCO_COLUMNS].to_numpy()))
+        # j1 is the leading jet and passes the 1.2 TeV cut
+        assert np.all(np.hypot(df.pxj1, df.pyj1) > 1200.0)
+        assert np.all(_leading_pt(df) == np.hypot(df.pxj1, df.pyj1))
+        assert np.all((df[["tau1j1", "tau2j1", "tau1j2", "tau2j2"]] >= 0).to_numpy())
+        # exclusive-kT axes are not the optimal ones: tau2 > tau1 happens, but rarely
+        tau21 = np.concatenate([df.tau2j1 / df.tau1j1, df.tau2j2 / df.tau1j2])
+        assert np.mean(tau21 <= 1.0) > 0.95
+
+
+def test_qcd_substructure(qcd: pd.DataFrame) -> None:
+    tau21 = np.concatenate([qcd.tau2j1 / qcd.tau1j1, qcd.tau2j2 / qcd.tau1j2])
+    assert 0.4 < np.median(tau21) < 0.7
+
+
+def test_signal_masses(signal: pd.DataFrame) -> None:
+    heavy = np.maximum(signal.mj1, signal.mj2)
+    light = np.minimum(signal.mj1, signal.mj2)
+    assert abs(np.median(heavy) / 500.0 - 1.0) < 0.15
+    # ungroomed R = 1.0 jets collect underlying event and ISR: a 100 GeV Y comes out ~+30%
+    assert 100.0 <= np.median(light) < 150.0
+    tau21 = np.concatenate([signal.tau2j1 / signal.tau1j1, signal.tau2j2 / signal.tau1j2])
+    assert np.median(tau21) < 0.45  # two-prong jets
+
+
+def test_same_seed_same_table() -> None:
+    a = pythia.generate_chunk("signal", 25, seed=7)
+    b = pythia.generate_chunk("signal", 25, seed=7)
+    c = pythia.generate_chunk("signal", 25, seed=8)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a[LHCO_COLUMNS].equals(c[LHCO_COLUMNS])
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(AnomalyHuntError, match="process"):
+        pythia.generate_chunk("ttbar", 10, seed=1)  # type: ignore[arg-type]
+    with pytest.raises(AnomalyHuntError, match="seed"):
+        pythia.generate_chunk("qcd", 10, seed=0)
+    with pytest.raises(AnomalyHuntError, match="signal masses"):
+        pythia.generate_chunk("signal", 10, seed=1, mx=2.0, my=1.0)
+
+
+def test_nsubjettiness_simple_cases() -> None:
+    # two equal hard prongs: tau1 > 0, tau2 = 0 (each prong one particle, one axis each)
+    two = jets.four_vectors_from_pt_eta_phi(np.array([500.0, 500.0]), np.array([0.0, 0.0]),
+                                            np.array([-0.2, 0.2]))  # fmt: skip
+    taus = jets.nsubjettiness(two)
+    assert taus[0] == pytest.approx(0.2, rel=1e-6)  # each is 0.2 from the mid axis; / (sum pT R)
+    assert taus[1] == 0.0 and taus[2] == 0.0
+    # clustering keeps the leading-pT cut configurable
+    ev = jets.four_vectors_from_pt_eta_phi(np.array([900.0, 850.0]), np.array([0.1, -0.3]),
+                                           np.array([0.0, np.pi]))  # fmt: skip
+    assert len(jets.cluster_events([ev])) == 0
+    df = jets.cluster_events([ev], leading_pt_min=800.0)
+    assert len(df) == 1 and df.mj1.iloc[0] == pytest.approx(0.0, abs=1e-6)
