@@ -98,15 +98,21 @@ def test_conda_envs_list_the_same_packages_as_pyproject():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     wanted = {_name(r) for r in project["dependencies"]} - DRIVER_ONLY
     listed: set[str] = set()
+    extras: set[str] = set()
     envs = sorted((REPO / "envs").glob("*.yaml"))
     assert envs
     for env in envs:
         spec = yaml.safe_load(env.read_text())
         for dep in spec["dependencies"]:
+            if isinstance(dep, dict):  # a pip: section holds optional extras (e.g. pythia)
+                extras.update(_name(r) for r in dep.get("pip", []))
+                continue
             name = _name(dep)
-            if name != "python":
+            if name not in ("python", "pip"):
                 listed.add(CONDA_NAMES.get(name, name))
     assert listed == wanted, f"only in envs: {listed - wanted}; only in pyproject: {wanted - listed}"
+    optional = {_name(r) for reqs in project["optional-dependencies"].values() for r in reqs}
+    assert extras <= optional, f"pip extras in envs that no pyproject extra lists: {extras - optional}"
 
 
 def test_every_rule_uses_an_env_that_exists():

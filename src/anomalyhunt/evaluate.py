@@ -208,7 +208,12 @@ def evaluate_scores(
         "n_signal_sr": int((label[sr] == 1).sum()),
         "n_background_sr": int((label[sr] == 0).sum()),
     }
-    if out["n_signal_sr"] and out["n_background_sr"]:
+    if out["n_signal_sr"] and out["n_background_sr"] < min_background:
+        out["performance_skipped"] = (
+            f"{out['n_background_sr']} background events in the SR, fewer than the "
+            f"{min_background} a cut must keep to count"
+        )
+    elif out["n_signal_sr"] and out["n_background_sr"]:
         point = max_sic_point(label[sr], score[sr], min_background)
         out |= {
             "auc": auc(label[sr], score[sr]),

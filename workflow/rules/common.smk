@@ -57,9 +57,12 @@ def uses_gpu() -> int:
 
 
 def events_file() -> str:
+    """Events file for the features step; generated sources write it under this run."""
     source = config["data"]["source"]
     if source == "toy":
         return f"{RUN}/data/toy_events.h5"
+    if source == "pythia":
+        return f"{RUN}/data/pythia_events.h5"
     if source == "lhco":
         return config["data"]["lhco"]["path"]
     return config["data"]["file"]["path"]

@@ -17,10 +17,66 @@ rule toy_events:
         "python -m anomalyhunt.data events --config {params.config:q} --out {output:q} > {log:q} 2>&1"
 
 
+PYTHIA = config["data"]["pythia"]
+
+
+# Every chunk the configured counts need, QCD first: ceil(n / chunk_size) per process.
+PYTHIA_CHUNKS = [
+    f"{RUN}/data/pythia/{process}_{chunk}.h5"
+    for process in ("qcd", "signal")
+    for chunk in range(-(-PYTHIA[f"n_{process}"] // PYTHIA["chunk_size"]))
+]
+
+
+# One job per chunk, so generation (about 40 QCD events/s per core) spreads over all cores or
+# cluster nodes; each chunk's seed comes from the master seed, the process and the chunk index.
+rule pythia_chunk:
+    output:
+        f"{RUN}/data/pythia/{{process}}_{{chunk}}.h5",
+    wildcard_constraints:
+        process="qcd|signal",
+        chunk=r"\d+",
+    params:
+        config=CONFIG,
+        pythia=PYTHIA,
+        seed=config["seed"],
+    log:
+        f"{LOGS}/pythia_chunk/{{process}}_{{chunk}}.log",
+    benchmark:
+        f"{BENCH}/pythia_chunk/{{process}}_{{chunk}}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=2000,
+        # minutes: three times the expected 40 events/s, doubled on each retry
+        runtime=lambda wildcards, attempt: attempt * (10 + -(-PYTHIA["chunk_size"] // 800)),
+    shell:
+        "python -m anomalyhunt.data pythia-chunk --config {params.config:q} "
+        "--process {wildcards.process} --chunk {wildcards.chunk} --out {output:q} > {log:q} 2>&1"
+
+
+rule pythia_merge:
+    input:
+        PYTHIA_CHUNKS,
+    output:
+        f"{RUN}/data/pythia_events.h5",
+    log:
+        f"{LOGS}/pythia_merge.log",
+    benchmark:
+        f"{BENCH}/pythia_merge.tsv"
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=4000,
+    shell:
+        "python -m anomalyhunt.data merge --inputs {input:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule download_lhco:
     output:
         config["data"]["lhco"]["path"],
     params:
+        config=CONFIG,
         url=config["data"]["lhco"]["url"],
         md5=config["data"]["lhco"]["md5"],
     log:

@@ -1,6 +1,8 @@
-"""The data stage: make the events (toy or LHCO download), then the features table.
+"""The data stage: make the events (toy, LHCO download or Pythia chunks), then the features table.
 
 ``python -m anomalyhunt.data events --config CONFIG --out EVENTS.h5``
+``python -m anomalyhunt.data pythia-chunk --config CONFIG --process qcd --chunk K --out CHUNK.h5``
+``python -m anomalyhunt.data merge --inputs CHUNK.h5 ... --out EVENTS.h5``
 ``python -m anomalyhunt.data features --input EVENTS --out FEATURES.parquet``
 """
 
@@ -8,16 +10,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from anomalyhunt import cli
 from anomalyhunt import config as cfgmod
 from anomalyhunt.data.features import compute_features
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.io import write_hdf, write_parquet
+from anomalyhunt.io import atomic_path, write_hdf, write_parquet
 
 log = logging.getLogger("anomalyhunt.data")
 
@@ -44,9 +49,109 @@ def make_events(config: dict[str, Any], out: str) -> None:
         lhco.download(lc["url"], out, lc["md5"])
     else:
         raise AnomalyHuntError(
-            f"data.source is '{source}': a user's file needs no events step; run "
-            "'python -m anomalyhunt.data features --input YOUR_FILE' (the workflow does so)"
+            f"data.source is '{source}': no single events step; "
+            + ("Pythia runs as 'pythia-chunk' jobs joined by 'merge' (the workflow does so)"
+               if source == "pythia" else
+               "a user's file needs none; run 'python -m anomalyhunt.data features --input "
+               "YOUR_FILE' (the workflow does so)")
+        )  # fmt: skip
+
+
+PYTHIA_PROCESSES = ("qcd", "signal")
+#: Pythia takes seeds 1..899,999,999 (0 means "seed from the clock").
+PYTHIA_SEED_RANGE = 899_999_999
+#: HDF5 attribute of a chunk's table holding what generation did (pandas drops ``df.attrs``).
+_GEN_ATTR = "anomalyhunt_generation"
+
+
+def pythia_n_chunks(pythia_config: dict[str, Any], process: str) -> int:
+    """Jobs one process needs: every chunk is full but the last, so counts are met exactly."""
+    return math.ceil(pythia_config[f"n_{process}"] / pythia_config["chunk_size"])
+
+
+def pythia_seed(seed: int, process: str, chunk: int) -> int:
+    """Seed of one chunk: independent per process and chunk, inside the range Pythia accepts."""
+    return 1 + cfgmod.derive_seed(seed, "pythia", process, chunk) % PYTHIA_SEED_RANGE
+
+
+def make_pythia_chunk(config: dict[str, Any], process: str, chunk: int, out: str) -> None:
+    """Generate chunk ``chunk`` of ``process``; the table carries its generated/passed counts."""
+    from anomalyhunt.data import pythia
+
+    pc = config["data"]["pythia"]
+    if process not in PYTHIA_PROCESSES:
+        raise AnomalyHuntError(f"pythia-chunk: --process must be 'qcd' or 'signal', got {process!r}")
+    n_chunks = pythia_n_chunks(pc, process)
+    if not 0 <= chunk < n_chunks:
+        raise AnomalyHuntError(
+            f"pythia-chunk: chunk {chunk} of {process} is out of range: data.pythia.n_{process} = "
+            f"{pc[f'n_{process}']} in chunks of {pc['chunk_size']} gives chunks 0..{n_chunks - 1}"
+            if n_chunks else f"pythia-chunk: data.pythia.n_{process} is 0, so there are no chunks"
         )
+    n = min(pc["chunk_size"], pc[f"n_{process}"] - chunk * pc["chunk_size"])
+    seed = pythia_seed(config["seed"], process, chunk)
+    sig = pc["signal"]
+    df = pythia.generate_chunk(
+        process, n, seed, mjj_signal=sig["mjj"], mx=sig["mx"], my=sig["my"],
+        pthat_min=pc["pthat_min"], leading_pt_min=pc["leading_pt_min"],
+    )  # fmt: skip
+    meta = {"process": process, "chunk": chunk, "seed": seed, **df.attrs}
+    with atomic_path(out) as tmp:
+        df.to_hdf(tmp, key="df", mode="w", format="fixed")
+        with pd.HDFStore(tmp, mode="a") as store:
+            setattr(store.get_storer("df").attrs, _GEN_ATTR, meta)
+    log.info("pythia %s chunk %d (seed %d): %d generated, %d passed -> %s",
+             process, chunk, seed, meta.get("n_generated", n), len(df), out)  # fmt: skip
+
+
+def _read_chunk(path: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A chunk's table and its generation record (empty for files not written by pythia-chunk)."""
+    if not Path(path).exists():
+        raise AnomalyHuntError(f"merge: {path}: file not found")
+    try:
+        with pd.HDFStore(path, mode="r") as store:
+            if "/df" not in store.keys():
+                raise AnomalyHuntError(f"merge: {path}: no table under key 'df'")
+            df = store["df"]
+            meta = dict(getattr(store.get_storer("df").attrs, _GEN_ATTR, None) or {})
+    except AnomalyHuntError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one user-facing line
+        # HDF5 errors carry a multi-line back trace; its last line says what went wrong
+        reason = next((ln.strip() for ln in reversed(str(exc).splitlines()) if ln.strip()), "")
+        raise AnomalyHuntError(
+            f"merge: {path}: not a readable pandas HDF5 file ({reason or type(exc).__name__})"
+        ) from exc
+    if "label" not in df.columns:
+        raise AnomalyHuntError(f"merge: {path}: no 'label' column (not a pythia-chunk output?)")
+    return df, meta
+
+
+def merge_chunks(inputs: Sequence[str], out: str) -> None:
+    """One events file from the chunks, QCD (label 0) first so the order never depends on inputs."""
+    if not inputs:
+        raise AnomalyHuntError("merge: no --inputs given")
+    frames, totals = [], {}
+    columns = None
+    for path in inputs:
+        df, meta = _read_chunk(path)
+        if columns is None:
+            columns = list(df.columns)
+        elif list(df.columns) != columns:
+            raise AnomalyHuntError(f"merge: {path}: columns differ from {inputs[0]}")
+        frames.append(df)
+        process = meta.get("process") or ("signal" if (df["label"] == 1).any() else "qcd")
+        gen, passed = totals.get(process, (0, 0))
+        totals[process] = (gen + int(meta.get("n_generated", len(df))), passed + len(df))
+    merged = pd.concat(frames, ignore_index=True)
+    # a stable sort keeps each process's chunks in the order given
+    merged = merged.iloc[np.argsort(merged["label"].to_numpy(), kind="stable")].reset_index(drop=True)
+    write_hdf(merged, out)
+    for process in sorted(totals, key=lambda p: p != "qcd"):
+        gen, passed = totals[process]
+        log.info("%s: %d generated, %d passed the leading-jet cut (%.1f%%)",
+                 process, gen, passed, 100.0 * passed / gen if gen else 0.0)  # fmt: skip
+    log.info("%d files, %d events -> %s", len(inputs), len(merged), out)
 
 
 def make_features(path: str, tree: str | None, out: str) -> None:
@@ -68,6 +173,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     ev = sub.add_parser("events", help="generate the toy events or download the LHCO file")
     ev.add_argument("--config", required=True)
     ev.add_argument("--out", required=True, help="events file (pandas HDF5, LHCO layout)")
+    pc = sub.add_parser("pythia-chunk", help="generate one chunk of Pythia QCD or signal events")
+    pc.add_argument("--config", required=True)
+    pc.add_argument("--process", required=True, choices=PYTHIA_PROCESSES)
+    pc.add_argument("--chunk", required=True, type=int, help="chunk index, from 0")
+    pc.add_argument("--out", required=True, help="chunk file (pandas HDF5, LHCO layout + label)")
+    mg = sub.add_parser("merge", help="concatenate chunk files into one events file, QCD first")
+    mg.add_argument("--inputs", required=True, nargs="+", help="chunk files (pandas HDF5)")
+    mg.add_argument("--out", required=True, help="events file (pandas HDF5, LHCO layout)")
     ft = sub.add_parser("features", help="compute the features table of an events file")
     ft.add_argument("--input", required=True, help="events file: .h5/.hdf5 (key 'df') or .root")
     ft.add_argument("--tree", default=None, help="TTree name in a ROOT file with several trees")
@@ -75,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.command == "events":
         make_events(cfgmod.load(args.config), args.out)
+    elif args.command == "pythia-chunk":
+        make_pythia_chunk(cfgmod.load(args.config), args.process, args.chunk, args.out)
+    elif args.command == "merge":
+        merge_chunks(args.inputs, args.out)
     else:
         make_features(args.input, args.tree, args.out)
 
