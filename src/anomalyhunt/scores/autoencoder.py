@@ -13,7 +13,6 @@ validation sideband loss with the best epoch's weights restored, seeded and devi
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
@@ -26,7 +25,7 @@ from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.regions import SIDEBAND
 from anomalyhunt.scores.base import Scorer, WindowData, register
-from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
+from anomalyhunt.scores.torchio import EarlyStopping, load_payload, save_payload, state_dict_cpu
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +129,7 @@ class _SidebandAutoencoder(Scorer):
         gen = torch.Generator().manual_seed(self.seed)
         noise = torch.Generator(device=dev).manual_seed(derive_seed(self.seed, "noise"))
         bs, n = int(p["batch_size"]), len(Xt)
-        best, best_state, bad = math.inf, None, 0
+        stopper = EarlyStopping(int(p["patience"]))
         self.history = []
         bar = tqdm(range(int(p["epochs"])), desc=self.name, unit="epoch", leave=False,
                    disable=not sys.stderr.isatty())  # fmt: skip
@@ -149,19 +148,14 @@ class _SidebandAutoencoder(Scorer):
             val = float(self._batched(Xv, derive_seed(self.seed, "val"), self._event_loss).mean())
             self.history.append({"epoch": epoch, "train_loss": total / n, "val_loss": val})
             bar.set_postfix(val_loss=f"{val:.4f}")
-            if val < best - 1e-7:
-                best, bad, self.best_epoch = val, 0, epoch
-                best_state = copy.deepcopy(self.net.state_dict())
-            else:
-                bad += 1
-                if bad >= int(p["patience"]):
-                    break
+            if stopper.step(epoch, val, self.net):
+                break
         bar.close()
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
+        stopper.restore(self.net)
+        self.best_epoch = stopper.best_epoch
         self.net.eval()
         log.debug("%s: %d epochs, best %s, validation loss %.5f",
-                  self.name, len(self.history), self.best_epoch, best)  # fmt: skip
+                  self.name, len(self.history), self.best_epoch, stopper.best)  # fmt: skip
         return self
 
     def _batched(self, X: Any, seed: int, fn: Any) -> np.ndarray:

@@ -13,7 +13,6 @@ Interface: ``fit(X, y, X_val, y_val, sample_weight=None, sample_weight_val=None)
 from __future__ import annotations
 
 import abc
-import copy
 import inspect
 import logging
 import os
@@ -27,7 +26,7 @@ import numpy as np
 from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import atomic_path, read_json, write_json
-from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
+from anomalyhunt.scores.torchio import EarlyStopping, load_payload, save_payload, state_dict_cpu
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +216,7 @@ class MLPClassifier(BinaryClassifier):
         bs = int(p["batch_size"])
         n = len(Xt)
 
-        best_loss, best_state, bad = np.inf, None, 0
+        stopper = EarlyStopping(int(p["patience"]))
         self.history = []
         bar = tqdm(
             range(int(p["epochs"])),
@@ -245,22 +244,17 @@ class MLPClassifier(BinaryClassifier):
             val_loss = self._weighted_loss(Xv, yv, wv)
             self.history.append({"epoch": epoch, "train_loss": train_sum / n, "val_loss": val_loss})
             bar.set_postfix(val_loss=f"{val_loss:.4f}")
-            if val_loss < best_loss - 1e-7:
-                best_loss, bad, self.best_epoch = val_loss, 0, epoch
-                best_state = copy.deepcopy(self.net.state_dict())
-            else:
-                bad += 1
-                if bad >= int(p["patience"]):
-                    break
+            if stopper.step(epoch, val_loss, self.net):
+                break
         bar.close()
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
+        stopper.restore(self.net)
+        self.best_epoch = stopper.best_epoch
         self.net.eval()
         log.debug(
             "mlp: %d epochs, best epoch %s, validation loss %.5f",
             len(self.history),
             self.best_epoch,
-            best_loss,
+            stopper.best,
         )
         return self
 

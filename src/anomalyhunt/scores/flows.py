@@ -17,7 +17,6 @@ range widened by the margin.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import os
 import sys
@@ -29,7 +28,7 @@ import numpy as np
 
 from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
+from anomalyhunt.scores.torchio import EarlyStopping, load_payload, save_payload, state_dict_cpu
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +278,7 @@ class ConditionalFlow:
         opt = torch.optim.Adam(self.net.parameters(), lr=float(p["learning_rate"]))
         gen = torch.Generator().manual_seed(derive_seed(self.seed, "batches"))
         bs, n = int(p["batch_size"]), len(z)
-        best, best_state, bad = np.inf, None, 0
+        stopper = EarlyStopping(int(p["patience"]), min_delta=1e-6)
         self.history, self.best_epoch = [], None
         t0 = time.perf_counter()
         bar = tqdm(
@@ -307,24 +306,19 @@ class ConditionalFlow:
             if not np.isfinite(val):
                 log.warning("flow: non-finite validation NLL at epoch %d; stopping", epoch)
                 break
-            if val < best - 1e-6:
-                best, bad, self.best_epoch = val, 0, epoch
-                best_state = copy.deepcopy(self.net.state_dict())
-            else:
-                bad += 1
-                if bad >= int(p["patience"]):
-                    break
+            if stopper.step(epoch, val, self.net):
+                break
         bar.close()
-        if best_state is None:
+        if not stopper.restore(self.net):
             raise AnomalyHuntError("flow training diverged: no epoch had a finite validation NLL")
-        self.net.load_state_dict(best_state)
+        self.best_epoch = stopper.best_epoch
         self.net.eval()
         log.debug(
             "flow: %d events, %d epochs (best %s, val NLL %.4f) in %.1f s",
             n,
             len(self.history),
             self.best_epoch,
-            best,
+            stopper.best,
             time.perf_counter() - t0,
         )
         return self
