@@ -192,10 +192,13 @@ def test_the_workflow_runs_through_slurm(runs):
     run_id = re.search(r"SLURM run ID: (\S+)", text).group(1)
     jobs = [j for j in runs["cluster"].jobs() if j.get("JobName") == run_id]
     rules = sorted(re.sub(r"_wildcards_.*", "", j["Comment"]) for j in jobs)
-    # every stage was an sbatch job; the three fits shared one (the bumphunt group)
-    assert rules == sorted(["rule_toy_events", "rule_features", "rule_regions", "rule_scores",
-                            "rule_scores", "rule_scores", "rule_bumphunt_bumphunt",
-                            "rule_summary"]), rules
+    # every stage was an sbatch job; the three fits and three evaluations shared two (the
+    # bumphunt group, group-components 5), whatever way Snakemake splits them
+    groups = [r for r in rules if r.startswith("rule_bumphunt_")]
+    assert len(groups) == 2 and any("evaluate" in g for g in groups), rules
+    assert sorted(r for r in rules if r not in groups) == sorted(
+        ["rule_toy_events", "rule_features", "rule_regions", "rule_scores", "rule_scores",
+         "rule_scores", "rule_summary"]), rules
     assert {j["JobState"] for j in jobs} == {"COMPLETED"}, jobs
     for job in jobs:
         gpu = "gpu:1" in job.get("TresPerJob", "")

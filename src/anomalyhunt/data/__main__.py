@@ -52,8 +52,8 @@ def make_events(config: dict[str, Any], out: str) -> None:
             f"data.source is '{source}': no single events step; "
             + ("Pythia runs as 'pythia-chunk' jobs joined by 'merge' (the workflow does so)"
                if source == "pythia" else
-               "a user's file needs none; run 'python -m anomalyhunt.data features --input "
-               "YOUR_FILE' (the workflow does so)")
+               "a user's file needs no events step; run 'python -m anomalyhunt.data features "
+               "--input YOUR_FILE' (the workflow does so)")
         )  # fmt: skip
 
 
