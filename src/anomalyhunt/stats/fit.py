@@ -19,6 +19,7 @@ parameters; ``n_free`` and ``message`` record it. The vectorized path applies th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +68,7 @@ def _safe_exp(g: np.ndarray) -> np.ndarray:
     return np.exp(np.minimum(g, _EXP_MAX))
 
 
-def _bin_masks(edges: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+def bin_masks(edges: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
     """(bins entirely inside [lo, hi], bins entirely outside it)."""
     left, right = edges[:-1], edges[1:]
     inside = (left >= lo - _EDGE_TOL) & (right <= hi + _EDGE_TOL)
@@ -193,7 +194,7 @@ class SidebandFit:
 
     def predict(self, lo: float, hi: float) -> tuple[float, float]:
         """Expected background in the bins inside [lo, hi] and its 1-sigma fit uncertainty."""
-        inside, _ = _bin_masks(self.edges, lo, hi)
+        inside, _ = bin_masks(self.edges, lo, hi)
         if not self.valid:
             return float("nan"), float("nan")
         b = float(self.expected[inside].sum())
@@ -302,19 +303,34 @@ def _migrad(basis: _Basis, n_sb: np.ndarray) -> tuple[np.ndarray | None, np.ndar
             out = np.einsum("b,bq,bqk->k", 1.0 - n_sb / mu, t, basis.B[rows])
         return np.where(np.isfinite(out), out, 0.0)
 
-    m = Minuit(nll, np.zeros(basis.k), grad=grad)
+    return minimize(nll, grad, basis.k)
+
+
+def minimize(
+    nll: Callable[[np.ndarray], float],
+    grad: Callable[[np.ndarray], np.ndarray],
+    n_par: int,
+    ncall: int = _NCALL,
+) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """Migrad (retried once) and Hesse from u = 0 in a well-scaled basis; (u, cov_u, problem or '').
+
+    Shared by every binned background fit, so all of them reject the same failures: no
+    convergence, a run-away (parameters the fitted bins do not constrain), an inaccurate or
+    non-positive-definite covariance.
+    """
+    m = Minuit(nll, np.zeros(n_par), grad=grad)
     m.errordef = Minuit.LIKELIHOOD
     m.print_level = 0
     m.tol = 1e-4
     m.strategy = 1
-    m.migrad(ncall=_NCALL)
+    m.migrad(ncall=ncall)
     if not m.valid:
-        m.migrad(ncall=_NCALL)
+        m.migrad(ncall=ncall)
     u = np.array(m.values)
     if not m.valid:
         return None, None, f"Migrad did not converge (EDM {m.fmin.edm:.3g})"
     if not np.all(np.isfinite(u)) or np.abs(u).max() > _U_MAX:
-        return None, None, "the fit ran away (parameters unconstrained by the sidebands)"
+        return None, None, "the fit ran away (parameters unconstrained by the fitted bins)"
     m.hesse()
     if m.covariance is None or not m.accurate:
         return None, None, "the Hesse covariance is not accurate"
@@ -335,7 +351,7 @@ def fit_sidebands(edges: np.ndarray, counts: np.ndarray, sr: tuple[float, float]
     edges, counts = _check_inputs(edges, counts, sr)
     if counts.ndim != 1:
         raise AnomalyHuntError("fit_sidebands: counts must be one histogram (use the batch fit)")
-    _, fit_mask = _bin_masks(edges, *sr)
+    _, fit_mask = bin_masks(edges, *sr)
     n_bins_sb = int(fit_mask.sum())
     n_sb = counts[fit_mask]
     if n_bins_sb < _MIN_SIDEBAND_BINS:
@@ -501,7 +517,7 @@ def fit_sidebands_batch(
     start = np.asarray(start, dtype=float)
     if start.shape != (_N_PAR,) or not np.all(np.isfinite(start)) or start[0] <= 0:
         raise AnomalyHuntError("fit_sidebands_batch: start must be 4 finite params with p0 > 0")
-    sr_mask, fit_mask = _bin_masks(edges, *sr)
+    sr_mask, fit_mask = bin_masks(edges, *sr)
     n_toys = counts.shape[0]
     b = np.full(n_toys, np.nan)
     sigma = np.full(n_toys, np.nan)

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from iminuit import Minuit
 from scipy import special, stats
 
 from anomalyhunt.errors import AnomalyHuntError
+from anomalyhunt.stats.fit import bin_masks, minimize
 
 #: Centre-of-mass energy (TeV): x = mjj / SQRT_S (same convention as ``stats.fit``).
 SQRT_S = 13.0
@@ -36,9 +36,7 @@ SQRT_S = 13.0
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(4)
 _EXP_MAX = 700.0
 _LOG_P0_MAX = 300.0  # beyond this p0 is not representable: the fit ran off along a flat direction
-_U_MAX = 1e4  # |u| in units of the starting-point sigma: a run-away fit
 _NCALL = 5000
-_EDGE_TOL = 1e-9
 _MIN_FIT_BINS = 5
 
 
@@ -130,14 +128,6 @@ class _Quadrature:
         return t.sum(axis=-1), np.einsum("bq,bqk->bk", t, self.phi)
 
 
-def _bin_masks(edges: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
-    """(bins entirely inside [lo, hi], bins entirely outside it)."""
-    left, right = edges[:-1], edges[1:]
-    inside = (left >= lo - _EDGE_TOL) & (right <= hi + _EDGE_TOL)
-    outside = (right <= lo + _EDGE_TOL) | (left >= hi - _EDGE_TOL)
-    return inside, outside
-
-
 def _deviance_parts(n: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """mu - n + n ln(n/mu) per bin: half the Poisson deviance, 0 at mu = n."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -188,7 +178,7 @@ class FunctionFit:
         """Background in the bins inside [lo, hi] and its 1-sigma fit uncertainty (Jacobian)."""
         if not self.valid or self._quad is None:
             return float("nan"), float("nan")
-        inside, _ = _bin_masks(self.edges, lo, hi)
+        inside, _ = bin_masks(self.edges, lo, hi)
         mu, jac = self._quad.mu_and_jac(self._theta)
         j = jac[inside].sum(axis=0)
         var = float(j @ self._cov_theta @ j)
@@ -306,25 +296,9 @@ def _migrad_fit(
             out = rinv.T @ ((1.0 - n / mu) @ dmu)
         return np.where(np.isfinite(out), out, 0.0)
 
-    m = Minuit(nll, np.zeros(rinv.shape[0]), grad=grad)
-    m.errordef = Minuit.LIKELIHOOD
-    m.print_level = 0
-    m.strategy = 1
-    m.tol = 1e-4
-    m.migrad(ncall=_NCALL)
-    if not m.valid:
-        m.migrad(ncall=_NCALL)
-    u = np.array(m.values)
-    if not m.valid:
-        return None, None, f"Migrad did not converge (EDM {m.fmin.edm:.3g})"
-    if not np.all(np.isfinite(u)) or np.abs(u).max() > _U_MAX:
-        return None, None, "the fit ran away (parameters unconstrained)"
-    m.hesse()
-    if m.covariance is None or not m.accurate:
-        return None, None, "the Hesse covariance is not accurate"
-    cov_u = np.array(m.covariance)
-    if not np.all(np.isfinite(cov_u)) or np.linalg.eigvalsh(cov_u).min() <= 0:
-        return None, None, "the covariance is not positive definite"
+    u, cov_u, problem = minimize(nll, grad, rinv.shape[0], ncall=_NCALL)
+    if u is None:
+        return None, None, problem
     return p0 + rinv @ u, rinv @ cov_u @ rinv.T, ""
 
 
@@ -451,7 +425,7 @@ def fit_family(
     functions = [get_function(n) for n in names]
     if any(b.n_par <= a.n_par for a, b in zip(functions, functions[1:], strict=False)):
         raise AnomalyHuntError("fit_family: names must be ordered by increasing parameter count")
-    _, fit_mask = _bin_masks(edges, *sr)
+    _, fit_mask = bin_masks(edges, *sr)
     fits: list[FunctionFit] = []
     for function in functions:
         # a lower-order solution padded with zeros is a good second start for the next order

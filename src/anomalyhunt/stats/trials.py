@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats
 
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.stats.fit import _bin_masks, fit_sidebands_batch
+from anomalyhunt.stats.fit import bin_masks, fit_sidebands_batch
 from anomalyhunt.stats.significance import z_fast
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ def _one_test(test: dict[str, Any], n_toys: int, seed_seq: np.random.SeedSequenc
     sr = (float(test["sr"][0]), float(test["sr"][1]))
     rng = np.random.default_rng(seed_seq)
     counts = rng.poisson(expected, size=(n_toys, expected.size)).astype(float)
-    sr_mask, _ = _bin_masks(edges, *sr)
+    sr_mask, _ = bin_masks(edges, *sr)
     n_sr = counts[:, sr_mask].sum(axis=1)
     b, sigma_b, ok = fit_sidebands_batch(edges, counts, sr, np.asarray(test["start"], dtype=float))
     z = np.zeros(n_toys)
