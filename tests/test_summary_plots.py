@@ -117,3 +117,17 @@ def test_plots_survive_empty_input(tmp_path: Path) -> None:
     plots.limit_scan(fits, tmp_path / "lim.png")
     assert (tmp_path / "p0.png").stat().st_size > 1000
     assert (tmp_path / "lim.png").stat().st_size > 1000
+
+
+def test_global_significance_per_method() -> None:
+    """With two methods, each gets its own global significance: the bump only in the one that has it."""
+    fits = make_fits("cwola", bump=(3.8, 400.0), seed=3) + make_fits("anode", seed=4)
+    table = summary.local_table(fits)
+    glob = summary.global_significance(fits, table, n_toys=300, seed=1, n_jobs=1, bumphunter_pe=0)
+    per = glob["per_method"]
+    assert set(per) == {"cwola", "anode"}
+    assert per["cwola"]["z_local_max"] == glob["z_local_max"] > 4
+    assert per["cwola"]["z_global"] > 2.5
+    assert per["anode"]["z_global"] < 2
+    # one method alone is less penalised than the combination of both
+    assert per["cwola"]["p_global"] <= glob["toys"]["p_global"] + 1e-12

@@ -25,7 +25,13 @@ from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.regions import SIDEBAND
 from anomalyhunt.scores.base import Scorer, WindowData, register
-from anomalyhunt.scores.torchio import EarlyStopping, load_payload, save_payload, state_dict_cpu
+from anomalyhunt.scores.torchio import (
+    EarlyStopping,
+    load_payload,
+    save_payload,
+    state_dict_cpu,
+    subsample,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,7 @@ class _SidebandAutoencoder(Scorer):
         "batch_size": 512,
         "learning_rate": 1e-3,
         "patience": 8,
+        "max_train_events": 100000,
     }
 
     def __init__(
@@ -114,6 +121,9 @@ class _SidebandAutoencoder(Scorer):
 
         X, X_val = self._sideband(train, "training"), self._sideband(valid, "validation")
         p = self.params
+        limit = int(p["max_train_events"])
+        X = X[subsample(len(X), limit, derive_seed(self.seed, "subsample", "train"))]
+        X_val = X_val[subsample(len(X_val), max(1, limit // 4), derive_seed(self.seed, "subsample", "valid"))]
         torch.set_num_threads(self.threads)
         dev = torch.device(self.device)
         with torch.random.fork_rng(devices=[]):
@@ -218,8 +228,9 @@ class Autoencoder(_SidebandAutoencoder):
     """Deterministic autoencoder; score = mean squared reconstruction error (standardised units).
 
     Params (``scores.autoencoder``): ``hidden`` widths of the encoder (mirrored by the decoder),
-    ``latent`` size, ``epochs``, ``batch_size``, ``learning_rate``, ``patience`` and
-    ``validation_fraction`` (read by the k-fold driver).
+    ``latent`` size, ``epochs``, ``batch_size``, ``learning_rate``, ``patience``,
+    ``max_train_events`` (a larger sideband is randomly subsampled) and ``validation_fraction``
+    (read by the k-fold driver).
     """
 
     name = "autoencoder"

@@ -28,7 +28,13 @@ import numpy as np
 
 from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.scores.torchio import EarlyStopping, load_payload, save_payload, state_dict_cpu
+from anomalyhunt.scores.torchio import (
+    EarlyStopping,
+    load_payload,
+    save_payload,
+    state_dict_cpu,
+    subsample,
+)
 
 log = logging.getLogger(__name__)
 
@@ -232,12 +238,6 @@ class ConditionalFlow:
                 )
         return total / len(z)
 
-    def _cap(self, n: int, limit: int, label: str) -> np.ndarray:
-        if n <= limit:
-            return np.arange(n)
-        rng = np.random.default_rng(derive_seed(self.seed, "subsample", label))
-        return np.sort(rng.choice(n, size=limit, replace=False))
-
     # ------------------------------------------------------------------ API
     def fit(
         self,
@@ -263,8 +263,8 @@ class ConditionalFlow:
                 f"a flow needs training and validation events, got {len(X)} and {len(X_val)}"
             )
         limit = int(p["max_train_events"])
-        keep = self._cap(len(X), limit, "train")
-        keep_val = self._cap(len(X_val), max(1, limit // 4), "valid")
+        keep = subsample(len(X), limit, derive_seed(self.seed, "subsample", "train"))
+        keep_val = subsample(len(X_val), max(1, limit // 4), derive_seed(self.seed, "subsample", "valid"))
         X, m = np.asarray(X)[keep], np.asarray(m)[keep]
         X_val, m_val = np.asarray(X_val)[keep_val], np.asarray(m_val)[keep_val]
         self.pre = preprocessor if preprocessor is not None else Preprocessor(p["margin"]).fit(X, m)
