@@ -14,8 +14,10 @@ seeds (new data, injection, folds and models each time). Prints a Markdown table
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ from anomalyhunt import config as cfgmod
 from anomalyhunt.data import toy
 from anomalyhunt.data.features import compute_features
 from anomalyhunt.evaluate import evaluate_scores
+from anomalyhunt.io import write_json
 from anomalyhunt.regions import Window, build
 from anomalyhunt.scores import available, get_scorer, resolve_device, score_out_of_fold
 from anomalyhunt.scores.supervised import Simulation
@@ -71,7 +74,7 @@ def one_seed(seed: int, args: argparse.Namespace, methods: list[str]) -> dict[st
     for method in methods:
         cls = get_scorer(method)
         params = config["scores"].get(method, {})
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             if getattr(cls, "needs_simulation", False):
                 cls = cls.bound_to(Simulation.from_config(config, window, method))
@@ -84,19 +87,23 @@ def one_seed(seed: int, args: argparse.Namespace, methods: list[str]) -> dict[st
         except Exception as exc:  # a benchmark reports a broken method and goes on
             out[method] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         m = evaluate_scores(scores)
-        out[method] = {"max_sic": m["max_sic"], "auc": m["auc"], "seconds": seconds,
+        out[method] = {"max_sic": m["max_sic"], "auc": m["auc"], "seconds": seconds, "cpu": cpu,
                        "n_signal_sr": m["n_signal_sr"], "n_sr": m["n_sr"]}  # fmt: skip
         print(f"  seed {seed} {method}: max SIC {m['max_sic']:.2f}, AUC {m['auc']:.3f}, "
-              f"{seconds:.1f} s", flush=True)  # fmt: skip
+              f"{seconds:.1f} s wall, {cpu:.1f} s CPU", flush=True)  # fmt: skip
     return out
 
 
 def markdown(results: list[dict[str, dict[str, Any]]], methods: list[str]) -> str:
-    """One row per method: max SIC median [min, max], AUC median, seconds per window median."""
-    rows = ["| method | max SIC median [min, max] | AUC median | train s/window | seeds ok |",
-            "|---|---|---|---|---|"]  # fmt: skip
+    """One row per method: max SIC median [min, max], AUC median, seconds per window median.
+
+    CPU seconds (process time, all threads) are what a window costs on an otherwise idle core;
+    wall seconds depend on what else the machine was doing.
+    """
+    rows = ["| method | max SIC median [min, max] | AUC median | CPU s/window | wall s/window | seeds ok |",
+            "|---|---|---|---|---|---|"]  # fmt: skip
     for method in methods:
         ok = [r[method] for r in results if "error" not in r[method]]
         if not ok:
@@ -106,9 +113,11 @@ def markdown(results: list[dict[str, dict[str, Any]]], methods: list[str]) -> st
         sic = np.array([r["max_sic"] for r in ok])
         aucs = np.array([r["auc"] for r in ok])
         secs = np.array([r["seconds"] for r in ok])
+        cpus = np.array([r["cpu"] for r in ok])
         rows.append(
             f"| {method} | {np.median(sic):.2f} [{sic.min():.2f}, {sic.max():.2f}] | "
-            f"{np.median(aucs):.3f} | {np.median(secs):.1f} | {len(ok)}/{len(results)} |"
+            f"{np.median(aucs):.3f} | {np.median(cpus):.0f} | {np.median(secs):.0f} | "
+            f"{len(ok)}/{len(results)} |"
         )
     return "\n".join(rows)
 
@@ -127,8 +136,19 @@ def main() -> None:
     p.add_argument("--mjj-correlation", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--fast", action="store_true", help="smaller models: a smoke test")
+    p.add_argument("--out", type=Path, help="also write the per-seed results here (JSON)")
+    p.add_argument("--merge", type=Path, nargs="+", help="print one table from earlier --out files")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.merge:
+        runs = [json.loads(f.read_text()) for f in args.merge]
+        results = [r for run in runs for r in run["results"]]
+        methods = list(dict.fromkeys(m for run in runs for m in run["methods"]))
+        for m in methods:  # a method missing from some files: mark those seeds as not run
+            for r in results:
+                r.setdefault(m, {"error": "not run"})
+        print(markdown(results, methods))
+        return
     methods = args.methods or available()
     print(f"toy: {args.n_background} background, {args.n_inject} signal injected, "
           f"mjj_correlation {args.mjj_correlation}; SR {SR[0]}-{SR[1]} TeV; "
@@ -141,6 +161,9 @@ def main() -> None:
     if n_sig:
         print(f"\nSR of seed {args.first_seed}: {n_sr[0]} events, {n_sig[0]} of them signal\n")
     print(markdown(results, methods))
+    if args.out:
+        write_json({"args": vars(args) | {"out": str(args.out), "merge": None},
+                    "methods": methods, "results": results}, args.out)  # fmt: skip
 
 
 if __name__ == "__main__":

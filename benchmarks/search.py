@@ -62,21 +62,26 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], help="extra config, e.g. summary.toys=2000")
     args = p.parse_args()
     extra = _nested(args.set)
-    print("| seed | injected | best window (SR, TeV) | cut (keep) | Z local | Z local, no cut, same window "
-          "| Z global (toys) | Z global (Gross-Vitells) | wall time |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| seed | injected | best: method, window (SR, TeV) | cut (keep) | Z local | Z local, no cut, same window "
+          "| Z global (toys) | Z global (Gross-Vitells) | per method: Z local max / Z global (toys) | wall time |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for inject in args.inject:
         for seed in args.seeds:
             summary, elapsed = run_search(seed, inject, extra, args.cores)
             best = summary["best"]
             no_cut = [r["z"] for r in summary["local"]
-                      if r["window"] == best["window"] and r["efficiency"] == 1.0]
+                      if r["window"] == best["window"] and r["method"] == best["method"]
+                      and r["efficiency"] == 1.0]
             g = summary["global"]
             toys, gv = g.get("toys", {}), g.get("gross_vitells", {})
             z_toys = f"{'>' if toys.get('is_upper_bound') else ''}{toys.get('z_global', float('nan')):.2f}"
-            print(f"| {seed} | {inject} | {best['window']} ({best['sr_lo']:.2f}-{best['sr_hi']:.2f}) "
+            per = "; ".join(
+                f"{m} {pm['z_local_max']:.2f} / {'>' if pm['is_upper_bound'] else ''}{pm['z_global']:.2f}"
+                for m, pm in g.get("per_method", {}).items()
+            ) or "-"
+            print(f"| {seed} | {inject} | {best['method']} {best['window']} ({best['sr_lo']:.2f}-{best['sr_hi']:.2f}) "
                   f"| {100 * best['efficiency']:g}% | {best['z']:.2f} | {no_cut[0]:.2f} | {z_toys} "
-                  f"| {gv.get('z_global', float('nan')):.2f} | {elapsed / 60:.1f} min |", flush=True)
+                  f"| {gv.get('z_global', float('nan')):.2f} | {per} | {elapsed / 60:.1f} min |", flush=True)
 
 
 if __name__ == "__main__":
