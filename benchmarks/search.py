@@ -35,8 +35,8 @@ def _nested(assignments: list[str]) -> dict:
     return out
 
 
-def run_search(seed: int, inject: int, extra: dict, cores: int) -> tuple[dict, float]:
-    run = f"bench-s{seed}-i{inject}"
+def run_search(seed: int, inject: int, extra: dict, cores: int, tag: str = "") -> tuple[dict, float]:
+    run = f"bench-s{seed}-i{inject}{'-' + tag if tag else ''}"
     config = {"run": run, "seed": seed, "regions": {"n_inject": inject}}
     for key, value in extra.items():
         config.setdefault(key, {}).update(value) if isinstance(value, dict) else config.update({key: value})
@@ -60,6 +60,7 @@ def main() -> None:
     p.add_argument("--inject", type=int, nargs="+", default=[1000])
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--set", action="append", default=[], help="extra config, e.g. summary.toys=2000")
+    p.add_argument("--tag", default="", help="suffix of the run names, to keep runs of other settings apart")
     args = p.parse_args()
     extra = _nested(args.set)
     print("| seed | injected | best: method, window (SR, TeV) | cut (keep) | Z local | Z local, no cut, same window "
@@ -67,7 +68,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for inject in args.inject:
         for seed in args.seeds:
-            summary, elapsed = run_search(seed, inject, extra, args.cores)
+            summary, elapsed = run_search(seed, inject, extra, args.cores, args.tag)
             best = summary["best"]
             no_cut = [r["z"] for r in summary["local"]
                       if r["window"] == best["window"] and r["method"] == best["method"]
