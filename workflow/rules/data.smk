@@ -90,6 +90,77 @@ rule download_lhco:
         "python -m anomalyhunt.data events --config {params.config:q} --out {output:q} > {log:q} 2>&1"
 
 
+from anomalyhunt.data import lhco_raw as ah_lhco_raw  # noqa: E402
+
+LHCO_RAW = ah_lhco_raw.resolve(config["data"]["lhco_raw"])
+LHCO_RAW_CHUNKS = [
+    f"{RUN}/data/lhco_raw/chunk_{chunk}.h5"
+    for chunk in range(ah_lhco_raw.n_chunks(config["data"]["lhco_raw"]))
+]
+
+
+rule download_lhco_raw:
+    output:
+        LHCO_RAW["path"],
+    params:
+        config=CONFIG,
+        url=LHCO_RAW["url"],
+        md5=LHCO_RAW["md5"],
+    log:
+        f"{LOGS}/download_lhco_raw.log",
+    benchmark:
+        f"{BENCH}/download_lhco_raw.tsv"
+    conda:
+        "../../envs/data.yaml"
+    retries: 2
+    shell:
+        "python -m anomalyhunt.data download --config {params.config:q} --out {output:q} > {log:q} 2>&1"
+
+
+# One job per chunk of rows of the particle-level file (clustering runs ~120 events/s per core);
+# each reads its rows in batches, so memory stays small whatever the chunk size.
+rule lhco_raw_chunk:
+    input:
+        LHCO_RAW["path"],
+    output:
+        f"{RUN}/data/lhco_raw/chunk_{{chunk}}.h5",
+    wildcard_constraints:
+        chunk=r"\d+",
+    params:
+        config=CONFIG,
+        raw=config["data"]["lhco_raw"],
+    log:
+        f"{LOGS}/lhco_raw_chunk/{{chunk}}.log",
+    benchmark:
+        f"{BENCH}/lhco_raw_chunk/{{chunk}}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: attempt * (1000 + config["data"]["lhco_raw"]["batch_size"] // 20),
+        # minutes: three times the expected 120 events/s, doubled on each retry
+        runtime=lambda wildcards, attempt: attempt * (10 + -(-config["data"]["lhco_raw"]["chunk_size"] // 2400)),
+    shell:
+        "python -m anomalyhunt.data raw-chunk --config {params.config:q} --input {input:q} "
+        "--chunk {wildcards.chunk} --out {output:q} > {log:q} 2>&1"
+
+
+rule lhco_raw_merge:
+    input:
+        LHCO_RAW_CHUNKS,
+    output:
+        f"{RUN}/data/lhco_raw_events.h5",
+    log:
+        f"{LOGS}/lhco_raw_merge.log",
+    benchmark:
+        f"{BENCH}/lhco_raw_merge.tsv"
+    conda:
+        "../../envs/data.yaml"
+    resources:
+        mem_mb=4000,
+    shell:
+        "python -m anomalyhunt.data merge --keep-order --inputs {input:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule features:
     input:
         events_file(),
