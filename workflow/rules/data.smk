@@ -167,7 +167,10 @@ rule features:
     output:
         f"{RUN}/data/features.parquet",
     params:
+        config=CONFIG,
         tree=["--tree", config["data"]["file"]["tree"]] if config["data"]["file"]["tree"] else [],
+        # how a user's file is read (branch names, jet branches) decides the features
+        file=config["data"]["file"] if config["data"]["source"] == "file" else None,
     log:
         f"{LOGS}/features.log",
     benchmark:
@@ -177,4 +180,5 @@ rule features:
     resources:
         mem_mb=4000,
     shell:
-        "python -m anomalyhunt.data features --input {input:q} {params.tree:q} --out {output:q} > {log:q} 2>&1"
+        "python -m anomalyhunt.data features --config {params.config:q} --input {input:q} {params.tree:q} "
+        "--out {output:q} > {log:q} 2>&1"

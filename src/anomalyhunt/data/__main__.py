@@ -212,11 +212,23 @@ def merge_chunks(inputs: Sequence[str], out: str, keep_order: bool = False) -> N
     log.info("%d files, %d events -> %s", len(inputs), len(merged), out)
 
 
-def make_features(path: str, tree: str | None, out: str) -> None:
-    """Features table of an events file, with the signal/background counts logged."""
+def make_features(
+    path: str, tree: str | None, out: str, config: dict[str, Any] | None = None
+) -> None:
+    """Features table of an events file, with the signal/background counts logged.
+
+    With ``data.source: file`` in ``config``, its ``data.file`` branch names and jet branches
+    say how to read the user's file; generated events are always in the LHCO layout.
+    """
     from anomalyhunt.data.files import read_events
 
-    features = compute_features(read_events(path, tree), source=str(path))
+    branches, jets = None, None
+    if config is not None and config["data"]["source"] == "file":
+        fc = config["data"]["file"]
+        tree = tree or fc["tree"]
+        branches, jets = fc["branches"], fc["jets"]
+    events = read_events(path, tree, branches=branches, jets=jets)
+    features = compute_features(events, source=str(path))
     write_parquet(features, out)
     labels = features["label"].to_numpy()
     n_sig, n_bkg = int(np.sum(labels == 1)), int(np.sum(labels == 0))
@@ -254,6 +266,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ft.add_argument("--input", required=True, help="events file: .h5/.hdf5 (key 'df') or .root")
     ft.add_argument("--tree", default=None, help="TTree name in a ROOT file with several trees")
     ft.add_argument("--out", required=True, help="features table (.parquet)")
+    ft.add_argument("--config", default=None,
+                    help="config whose data.file (branch names, jet branches) says how to read "
+                         "a user's file (data.source: file)")
     args = p.parse_args(argv)
     if args.command == "events":
         make_events(cfgmod.load(args.config), args.out)
@@ -267,7 +282,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "merge":
         merge_chunks(args.inputs, args.out, keep_order=args.keep_order)
     else:
-        make_features(args.input, args.tree, args.out)
+        config = cfgmod.load(args.config) if args.config else None
+        make_features(args.input, args.tree, args.out, config)
 
 
 if __name__ == "__main__":
