@@ -47,7 +47,8 @@ rule pythia_chunk:
     conda:
         "../../envs/data.yaml"
     resources:
-        mem_mb=2000,
+        # a chunk's memory is flat in its size (batches of 100 events); doubled on each retry
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
         # minutes: three times the expected 40 events/s, doubled on each retry
         runtime=lambda wildcards, attempt: attempt * (10 + -(-PYTHIA["chunk_size"] // 800)),
     shell:
