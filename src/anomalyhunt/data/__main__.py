@@ -207,7 +207,8 @@ def merge_chunks(inputs: Sequence[str], out: str, keep_order: bool = False) -> N
     write_hdf(merged, out)
     for process in sorted(totals, key=lambda p: p != "qcd"):
         gen, passed = totals[process]
-        log.info("%s: %d in, %d kept (%.1f%%)",
+        what = "read, %d kept" if keep_order else "generated, %d passed the leading-jet cut"
+        log.info(f"%s: %d {what} (%.1f%%)",
                  process, gen, passed, 100.0 * passed / gen if gen else 0.0)  # fmt: skip
     log.info("%d files, %d events -> %s", len(inputs), len(merged), out)
 
