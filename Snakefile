@@ -18,6 +18,7 @@ include: "workflow/rules/scores.smk"
 include: "workflow/rules/bumphunt.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:
@@ -25,3 +26,4 @@ rule all:
     input:
         rules.summary.output,
         expand(rules.evaluate.output.metrics, window=WINDOWS),
+        ROOT_EXPORTS,

@@ -6,11 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 import pandas as pd
 import pytest
 import uproot
 
+from anomalyhunt.data import files as read_files
 from anomalyhunt.data import toy
 from anomalyhunt.data.__main__ import main
 from anomalyhunt.data.features import LHCO_COLUMNS
@@ -100,3 +102,75 @@ def test_cli_missing_file_is_one_line_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"anomalyhunt: error: {missing}: file not found"]
     assert not (tmp_path / "f.parquet").exists()
+
+
+def test_root_branch_names_and_chunked_reading(events: pd.DataFrame, tmp_path: Path) -> None:
+    path = tmp_path / "renamed.root"
+    names = {c: f"FatJet_{c}" for c in LHCO_COLUMNS} | {"label": "is_signal"}
+    with uproot.recreate(path) as f:
+        f.mktree("Events", {names[c]: events[c].dtype for c in events.columns}).extend(
+            {names[c]: events[c].to_numpy() for c in events.columns}
+        )
+    with pytest.raises(AnomalyHuntError, match="under the names in data.file.branches"):
+        read_events(path, branches={"mj1": "nope"})
+    got = read_files.read_root_events(path, branches=names, step_size=500)  # many small chunks
+    pd.testing.assert_frame_equal(got, events)
+    # the same mapping renames the columns of an HDF5 file
+    write_hdf(events.rename(columns=names), tmp_path / "renamed.h5")
+    pd.testing.assert_frame_equal(read_events(tmp_path / "renamed.h5", branches=names), events)
+
+
+def _jagged_jets(events: pd.DataFrame, rng: np.random.Generator) -> ak.Array:
+    """Per-event jet collections: the two LHCO jets plus 0-2 softer ones, in shuffled order."""
+    per_jet = {}
+    for tag in ("j1", "j2"):
+        px, py, pz = (events[f"{q}{tag}"].to_numpy() for q in ("px", "py", "pz"))
+        pt = np.hypot(px, py)
+        per_jet[tag] = {"pt": pt, "eta": np.arcsinh(pz / pt), "phi": np.arctan2(py, px),
+                        "mass": events[f"m{tag}"].to_numpy(),
+                        **{f"tau{n}": events[f"tau{n}{tag}"].to_numpy() for n in (1, 2, 3)}}  # fmt: skip
+    rows = []
+    for i in range(len(events)):
+        jets_i = [{k: float(v[i]) for k, v in per_jet[tag].items()} for tag in ("j1", "j2")]
+        for _ in range(rng.integers(0, 3)):
+            jets_i.append({"pt": float(rng.uniform(20, 100)), "eta": 0.5, "phi": 1.0, "mass": 5.0,
+                           "tau1": 0.3, "tau2": 0.2, "tau3": 0.1})  # fmt: skip
+        rng.shuffle(jets_i)
+        rows.append(jets_i)
+    rows.append([{"pt": 1500.0, "eta": 0.0, "phi": 0.0, "mass": 50.0, "tau1": 0.2, "tau2": 0.1,
+                  "tau3": 0.05}])  # one event with a single jet: dropped  # fmt: skip
+    return ak.Array(rows)
+
+
+def test_root_jagged_jets_give_the_same_features(events: pd.DataFrame, tmp_path: Path) -> None:
+    from anomalyhunt.data.features import compute_features
+
+    small = events.iloc[:500].reset_index(drop=True)
+    jets = _jagged_jets(small, np.random.default_rng(0))
+    label = np.append(small["label"].to_numpy(), 0).astype(np.int32)
+    path = tmp_path / "nano.root"
+    with uproot.recreate(path) as f:
+        f.mktree("Events", {"Jet": jets.type.content, "truth": np.int32}).extend(
+            {"Jet": jets, "truth": label}
+        )
+    mapping = {"pt": "Jet_pt", "eta": "Jet_eta", "phi": "Jet_phi", "mass": "Jet_mass",
+               "tau1": "Jet_tau1", "tau2": "Jet_tau2", "tau3": None}  # fmt: skip
+    got = read_files.read_root_events(path, jets=mapping, branches={"label": "truth"}, step_size=100)
+    assert len(got) == len(small) and (got["tau3j1"] == 0).all()
+    want = compute_features(small)
+    have = compute_features(got)
+    pd.testing.assert_frame_equal(have, want, rtol=1e-9, check_dtype=False)
+    with pytest.raises(AnomalyHuntError, match=r"no branches \['FatJet_pt'\]"):
+        read_files.read_root_events(path, jets={**mapping, "pt": "FatJet_pt"})
+    with pytest.raises(AnomalyHuntError, match="variable number of entries"):
+        read_files.read_root_events(path, branches={c: "Jet_pt" for c in LHCO_COLUMNS})
+
+    # through the command and a config, as the workflow runs it
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"data:\n  source: file\n  file:\n    path: {path}\n    tree: Events\n"
+        "    branches: {label: truth}\n    jets: {pt: Jet_pt, eta: Jet_eta, phi: Jet_phi, "
+        "mass: Jet_mass, tau1: Jet_tau1, tau2: Jet_tau2}\n"
+    )
+    main(["features", "--config", str(cfg), "--input", str(path), "--out", str(tmp_path / "f.parquet")])
+    pd.testing.assert_frame_equal(read_parquet(tmp_path / "f.parquet"), want, rtol=1e-9)

@@ -65,6 +65,8 @@ def events_file() -> str:
         return f"{RUN}/data/pythia_events.h5"
     if source == "lhco":
         return config["data"]["lhco"]["path"]
+    if source == "lhco_raw":
+        return f"{RUN}/data/lhco_raw_events.h5"
     return config["data"]["file"]["path"]
 
 

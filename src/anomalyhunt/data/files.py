@@ -6,6 +6,7 @@ tree, a missing branch) is reported as one line naming the file and what to chan
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pandas as pd
 from anomalyhunt.data.features import LHCO_COLUMNS
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 HDF_SUFFIXES = (".h5", ".hdf5", ".hdf")
 ROOT_SUFFIXES = (".root",)
@@ -32,8 +35,13 @@ def _wanted(available: list[str], path: Path, what: str) -> list[str]:
     return LHCO_COLUMNS + (["label"] if "label" in available else [])
 
 
-def read_hdf_events(path: str | os.PathLike, key: str | None = None) -> pd.DataFrame:
-    """LHCO columns (+label) of a pandas HDF5 file: table ``key``, else 'df', else the only one."""
+def read_hdf_events(
+    path: str | os.PathLike, key: str | None = None, renames: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """LHCO columns (+label) of a pandas HDF5 file: table ``key``, else 'df', else the only one.
+
+    ``renames`` maps LHCO column names to the file's column names where they differ.
+    """
     path = Path(path)
     if not path.exists():
         raise AnomalyHuntError(f"{path}: file not found")
@@ -62,6 +70,8 @@ def read_hdf_events(path: str | os.PathLike, key: str | None = None) -> pd.DataF
         ) from exc
     if not isinstance(df, pd.DataFrame):
         raise AnomalyHuntError(f"{path}: table '{key}' is not a DataFrame")
+    if renames:
+        df = df.rename(columns={theirs: ours for ours, theirs in renames.items()})
     cols = _wanted(list(df.columns), path, "columns")
     return df[cols].reset_index(drop=True)
 
@@ -75,44 +85,156 @@ def _trees(file: object) -> list[str]:
     return names
 
 
-def read_root_events(path: str | os.PathLike, tree: str | None = None) -> pd.DataFrame:
-    """LHCO branches (+label) of TTree ``tree``, or of the only TTree in the file."""
+#: Per-jet branches ``data.file.jets`` can name (jagged, one entry per jet); tau3 is optional.
+JET_FIELDS = ("pt", "eta", "phi", "mass", "tau1", "tau2", "tau3")
+_REQUIRED_JET_FIELDS = JET_FIELDS[:-1]
+
+
+def _open_tree(file: object, path: Path, tree: str | None) -> tuple[str, object]:
+    trees = _trees(file)
+    if tree is None:
+        if len(trees) != 1:
+            raise AnomalyHuntError(
+                f"{path}: {len(trees)} trees {trees}; name the one to read "
+                "(data.file.tree in the config, or --tree)"
+            )
+        tree = trees[0]
+    elif tree not in trees:
+        raise AnomalyHuntError(f"{path}: no tree '{tree}' (trees: {trees})")
+    return tree, file[tree]  # type: ignore[index]
+
+
+def _flat_chunk(chunk: dict[str, np.ndarray], names: dict[str, str], path: Path) -> pd.DataFrame:
+    out = {}
+    for col, branch in names.items():
+        values = chunk[branch]
+        if values.dtype == object:  # jagged: one array per event
+            raise AnomalyHuntError(
+                f"{path}: branch '{branch}' (for {col}) has a variable number of entries per "
+                "event; name per-jet branches under data.file.jets instead"
+            )
+        out[col] = np.asarray(values)
+    return pd.DataFrame(out)
+
+
+def _leading_jets_chunk(chunk: object, jets: dict[str, str | None], label: str | None) -> tuple[pd.DataFrame, int]:
+    """LHCO columns of the two leading-pT jets of each event with at least two; and how many had fewer."""
+    import awkward as ak
+
+    pt = chunk[jets["pt"]]  # type: ignore[index]
+    order = ak.argsort(pt, axis=1, ascending=False)
+    ok = ak.to_numpy(ak.num(pt, axis=1) >= 2)
+
+    def lead(branch: str | None, k: int) -> np.ndarray:
+        if branch is None:  # tau3 not given: 0, which the features (tau21 only) never use
+            return np.zeros(int(ok.sum()))
+        values = chunk[branch][order][ok]  # type: ignore[index]
+        return ak.to_numpy(values[:, k]).astype(np.float64)
+
+    out: dict[str, np.ndarray] = {}
+    for k, tag in ((0, "j1"), (1, "j2")):
+        j_pt, j_eta, j_phi = lead(jets["pt"], k), lead(jets["eta"], k), lead(jets["phi"], k)
+        out[f"px{tag}"] = j_pt * np.cos(j_phi)
+        out[f"py{tag}"] = j_pt * np.sin(j_phi)
+        out[f"pz{tag}"] = j_pt * np.sinh(j_eta)
+        out[f"m{tag}"] = lead(jets["mass"], k)
+        for n in (1, 2, 3):
+            out[f"tau{n}{tag}"] = lead(jets.get(f"tau{n}"), k)
+    df = pd.DataFrame({c: out[c] for c in LHCO_COLUMNS})
+    if label is not None:
+        df["label"] = ak.to_numpy(chunk[label])[ok]  # type: ignore[index]
+    return df, int((~ok).sum())
+
+
+def read_root_events(
+    path: str | os.PathLike, tree: str | None = None, branches: dict[str, str] | None = None,
+    jets: dict[str, str | None] | None = None, step_size: str | int = "100 MB",
+) -> pd.DataFrame:  # fmt: skip
+    """LHCO columns (+label) of TTree ``tree`` (or the file's only one), read in chunks.
+
+    ``branches`` maps LHCO column names (and 'label') to the file's branch names where they
+    differ. ``jets`` instead names jagged per-jet branches (pt, eta, phi, mass, tau1, tau2 and
+    optionally tau3; GeV): each event's two leading-pT jets become j1 and j2, and events with
+    fewer than two jets are dropped (logged). ``step_size`` bounds the memory of one chunk of
+    ``uproot.iterate``, so large ntuples are read piece by piece and only the 15 numbers per
+    event are kept.
+    """
     import uproot
 
     path = Path(path)
     if not path.exists():
         raise AnomalyHuntError(f"{path}: file not found")
+    branches = dict(branches or {})
     try:
         file = uproot.open(path)
     except Exception as exc:
         raise AnomalyHuntError(f"{path}: cannot open it as a ROOT file ({exc})") from exc
     with file:
-        trees = _trees(file)
-        if tree is None:
-            if len(trees) != 1:
+        tree, ttree = _open_tree(file, path, tree)
+        available = list(ttree.keys())  # type: ignore[attr-defined]
+        label = branches.get("label") or ("label" if "label" in available else None)
+        if label is not None and label not in available:
+            raise AnomalyHuntError(f"{path}: no label branch '{label}' in tree '{tree}'")
+        source = f"{path}:{tree}"
+        if jets:
+            need = [f for f in _REQUIRED_JET_FIELDS if not jets.get(f)]
+            if need:
+                raise AnomalyHuntError(f"data.file.jets: name the branches for {need} too")
+            wanted = [b for f in JET_FIELDS if (b := jets.get(f))]
+            missing = [b for b in wanted if b not in available]
+            if missing:
                 raise AnomalyHuntError(
-                    f"{path}: {len(trees)} trees {trees}; name the one to read "
-                    "(data.file.tree in the config, or --tree)"
+                    f"{path}: tree '{tree}' has no branches {missing} (named in data.file.jets)"
                 )
-            tree = trees[0]
-        elif tree not in trees:
-            raise AnomalyHuntError(f"{path}: no tree '{tree}' (trees: {trees})")
-        ttree = file[tree]
-        cols = _wanted(list(ttree.keys()), path, f"branches of tree '{tree}'")
-        arrays = ttree.arrays(cols, library="np")
-    return pd.DataFrame({c: np.asarray(arrays[c]) for c in cols})
+            parts, dropped = [], 0
+            for chunk in uproot.iterate({str(path): tree}, wanted + ([label] if label else []),
+                                        step_size=step_size, library="ak"):  # fmt: skip
+                df, n_drop = _leading_jets_chunk(chunk, jets, label)
+                parts.append(df)
+                dropped += n_drop
+            if dropped:
+                log.warning("%s: %d events with fewer than two jets dropped", source, dropped)
+        else:
+            names = {c: branches.get(c, c) for c in LHCO_COLUMNS}
+            missing = [b for b in names.values() if b not in available]
+            if missing:
+                renamed = {c: b for c, b in names.items() if b != c}
+                raise AnomalyHuntError(
+                    f"{path}: missing branches of tree '{tree}' {missing}; the events need the "
+                    f"LHCO layout {LHCO_COLUMNS} (plus an optional 'label')"
+                    + (f" under the names in data.file.branches {renamed}" if renamed else "")
+                    + ", or per-jet branches named in data.file.jets"
+                )
+            if label:
+                names["label"] = label
+            parts = [_flat_chunk(chunk, names, path)
+                     for chunk in uproot.iterate({str(path): tree}, sorted(set(names.values())),
+                                                 step_size=step_size, library="np")]  # fmt: skip
+    columns = LHCO_COLUMNS + (["label"] if label else [])
+    if not parts:
+        return pd.DataFrame({c: np.zeros(0) for c in columns})
+    return pd.concat(parts, ignore_index=True)[columns]
 
 
-def read_events(path: str | os.PathLike, tree: str | None = None) -> pd.DataFrame:
-    """The user's events in the LHCO layout, from .h5/.hdf5 (pandas) or .root (uproot)."""
+def read_events(
+    path: str | os.PathLike, tree: str | None = None, branches: dict[str, str] | None = None,
+    jets: dict[str, str | None] | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """The user's events in the LHCO layout, from .h5/.hdf5 (pandas) or .root (uproot).
+
+    ``branches`` renames columns/branches for both formats; ``jets`` (ROOT only) builds the
+    layout from jagged per-jet branches (see :func:`read_root_events`).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.exists():
         raise AnomalyHuntError(f"{path}: file not found")
     if suffix in HDF_SUFFIXES:
-        return read_hdf_events(path)
+        if jets:
+            raise AnomalyHuntError(f"{path}: data.file.jets applies to ROOT files only")
+        return read_hdf_events(path, renames=branches)
     if suffix in ROOT_SUFFIXES:
-        return read_root_events(path, tree)
+        return read_root_events(path, tree, branches=branches, jets=jets)
     raise AnomalyHuntError(
         f"{path}: unknown file type '{suffix}'; use a pandas HDF5 file (.h5, key 'df') or a "
         "ROOT file (.root) with the LHCO columns"

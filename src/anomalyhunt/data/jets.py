@@ -5,13 +5,19 @@ become j1 (leading) and j2. The scikit-hep ``fastjet`` wheel does not ship FastJ
 ``Nsubjettiness``, so tau_N is computed here, following its definition with
 
 * beta = 1 and the normalized measure: tau_N = sum_k pT_k min_a dR(k, a) / (sum_k pT_k R),
-* exclusive-kT axes: the jet's constituents reclustered with kT (E scheme, R = FastJet's
-  maximum, i.e. one jet in the end) and stopped at exactly N subjets,
+* axes that (locally) minimize tau_N: FastJet's exclusive-kT axes (the constituents reclustered
+  with kT, E scheme, stopped at exactly N subjets) as the start, then refined like contrib's
+  ``OnePass_KT_Axes`` but iterated to convergence: each constituent is assigned to its nearest
+  axis and each axis moves by a Weiszfeld step towards the pT-weighted geometric median of its
+  constituents (the beta = 1 optimum), until tau_N stops falling.
 
 where dR is the (rapidity, phi) distance. When a jet has no more than N constituents every
-constituent is its own axis, so tau_N = 0. Exclusive-kT axes are not the tau-minimizing
-ones, so tau_(N+1) > tau_N occurs in a small fraction of (mostly very narrow) jets. Only ratios such as tau21 enter the search, and they
-do not depend on the normalization.
+constituent is its own axis, so tau_N = 0. Exclusive-kT axes alone are not the tau-minimizing
+ones: with them 17% of QCD jets had tau2 > tau1, an artefact that looks like a "more than
+one-prong" feature to a classifier. Both refinement steps can only lower tau_N, and since N + 1
+axes can always do at least as well as N, tau_(N+1) is capped at tau_N (a local minimum can
+miss that in rare jets). Only ratios such as tau21 enter the search, and they do not depend on
+the normalization.
 
 The classic per-event ``ClusterSequence`` API is used (deterministic, no awkward layout to keep
 in step with the wheel's version); at ~1 ms per event it is far cheaper than the generator.
@@ -62,10 +68,56 @@ def _rap_phi(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return 0.5 * np.log((e + pz) / (e - pz)), np.arctan2(py, px)
 
 
+#: Refinement passes per tau_N; most jets converge in 3-6.
+_AXIS_PASSES = 20
+_AXIS_RTOL = 1e-9
+
+
+def _distances(
+    rap: np.ndarray, phi: np.ndarray, a_rap: np.ndarray, a_phi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, N) rapidity and wrapped phi offsets of each constituent from each axis, and dR."""
+    drap = rap[:, None] - a_rap[None, :]
+    dphi = np.remainder(phi[:, None] - a_phi[None, :] + np.pi, 2.0 * np.pi) - np.pi
+    return drap, dphi, np.sqrt(drap * drap + dphi * dphi)
+
+
+def refine_axes(
+    rap: np.ndarray, phi: np.ndarray, pt: np.ndarray, a_rap: np.ndarray, a_phi: np.ndarray,
+    passes: int = _AXIS_PASSES,
+) -> tuple[float, np.ndarray, np.ndarray]:  # fmt: skip
+    """Lowest sum_k pT_k min_a dR(k, a) found from the start axes, and those axes.
+
+    Lloyd-style: assign constituents to their nearest axis, then move each axis one Weiszfeld
+    step (the pT-weighted geometric median iteration, which never increases a cluster's
+    sum pT dR). Neither step can raise the sum, so the best axes seen are kept and the loop
+    stops when the sum no longer falls.
+    """
+    a_rap, a_phi = np.array(a_rap, dtype=np.float64), np.array(a_phi, dtype=np.float64)
+    rows = np.arange(len(pt))
+    best = (np.inf, a_rap.copy(), a_phi.copy())
+    for _ in range(passes + 1):
+        drap, dphi, dr = _distances(rap, phi, a_rap, a_phi)
+        nearest = dr.argmin(axis=1)
+        d = dr[rows, nearest]
+        total = float(np.sum(pt * d))
+        if total >= best[0] * (1.0 - _AXIS_RTOL):
+            break
+        best = (total, a_rap.copy(), a_phi.copy())
+        w = pt / np.maximum(d, 1e-12)
+        for a in range(len(a_rap)):
+            mine = nearest == a
+            if mine.any():
+                wa = w[mine]
+                a_rap[a] += np.sum(wa * drap[mine, a]) / wa.sum()
+                a_phi[a] += np.sum(wa * dphi[mine, a]) / wa.sum()
+    return best
+
+
 def nsubjettiness(constituents: np.ndarray, n_max: int = N_TAUS, r0: float = JET_R) -> np.ndarray:
     """(tau_1, ..., tau_n_max) of one jet from its (n, 4) constituents (px, py, pz, E).
 
-    Beta = 1, normalized by sum pT * r0, exclusive-kT axes (see the module docstring).
+    Beta = 1, normalized by sum pT * r0, refined exclusive-kT axes (see the module docstring).
     """
     fj = _fastjet()
     c = np.asarray(constituents, dtype=np.float64).reshape(-1, 4)
@@ -81,12 +133,11 @@ def nsubjettiness(constituents: np.ndarray, n_max: int = N_TAUS, r0: float = JET
         if len(c) <= n:
             break  # every constituent is an axis: tau_n = 0
         axes = cs.exclusive_jets(n)
-        a_rap = np.array([a.rap() for a in axes])
-        a_phi = np.array([a.phi() for a in axes])
-        dphi = np.abs(phi[:, None] - a_phi[None, :])
-        dphi = np.minimum(dphi, 2.0 * np.pi - dphi)
-        dr = np.sqrt((rap[:, None] - a_rap[None, :]) ** 2 + dphi**2)
-        taus[n - 1] = float(np.sum(pt * dr.min(axis=1)) / norm)
+        total, _, _ = refine_axes(rap, phi, pt, np.array([a.rap() for a in axes]),
+                                  np.array([a.phi_std() for a in axes]))  # fmt: skip
+        taus[n - 1] = total / norm
+        if n > 1:
+            taus[n - 1] = min(taus[n - 1], taus[n - 2])
     return taus
 
 
