@@ -319,3 +319,29 @@ def upper_limit_multi(
     )
     band = [float(v) * scale for v in band]
     return {"observed": float(obs) * scale, "expected": band[2], "expected_band": band, "cl": cl}
+
+
+def fit_signal_multi(
+    n_obs: np.ndarray, b: np.ndarray, variations: np.ndarray, signal: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best-fit SR signal yield (may be negative) and its Hesse error, for many toys at once.
+
+    Same inputs and likelihood as :func:`z_fast_multi`; used to check that an injected bump is
+    recovered without bias and with the quoted uncertainty (pulls).
+    """
+    n = np.atleast_2d(np.asarray(n_obs, dtype=float))
+    b = np.maximum(np.atleast_2d(np.asarray(b, dtype=float)), B_FLOOR)
+    t, g = n.shape
+    var = np.asarray(variations, dtype=float).reshape(t, -1, g)
+    s = np.broadcast_to(np.asarray(signal, dtype=float), (t, g))
+    s = s / s.sum(axis=1, keepdims=True)
+    n_var = var.shape[1]
+    design = np.concatenate([s[:, None, :], var], axis=1)
+    pen = np.r_[False, np.ones(n_var, bool)]
+    start = np.zeros((t, n_var + 1))
+    start[:, 0] = np.maximum(n.sum(axis=1) - b.sum(axis=1), 0.0)
+    x, _ = _newton_poisson(n, b, design, pen, start)
+    lam = b + np.einsum("tp,tpg->tg", x, design)
+    hess = np.einsum("tg,tpg,tqg->tpq", n / lam**2, design, design) + np.diag(pen.astype(float))
+    cov = np.linalg.inv(hess + 1e-12 * np.eye(n_var + 1))
+    return x[:, 0], np.sqrt(np.maximum(cov[:, 0, 0], 0.0))
