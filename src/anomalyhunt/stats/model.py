@@ -2,8 +2,8 @@
 
 The background prediction comes from the sideband fit, so its uncertainty enters as one
 Gaussian-constrained nuisance parameter ("bkg_fit", a ``histosys`` between b - sigma_b and
-b + sigma_b). A multi-bin signal region with one such modifier per eigenvector of the fit
-covariance is a direct extension: more bins in ``data`` and more ``histosys`` modifiers.
+b + sigma_b). :func:`build_multibin_model` splits the SR into mjj bins with one such modifier per
+eigenvector of the fit covariance of their predictions (:func:`eigen_variations`).
 """
 
 from __future__ import annotations
