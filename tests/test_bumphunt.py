@@ -85,3 +85,68 @@ def test_cli_unknown_window_is_one_line(tmp_path):
                         "--scores", "x.parquet", "--out", str(tmp_path / "fit.json")])
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("anomalyhunt: error: window 'w07'")
+
+
+def test_default_options_are_the_schema_defaults():
+    from anomalyhunt import config as cfgmod
+
+    bh = cfgmod.validate({"run": "t"})["bumphunt"]
+    assert bumphunt.HuntOptions.from_config(bh) == bumphunt.HuntOptions()
+
+
+def test_function_choice_is_recorded_and_toys_use_it():
+    from anomalyhunt import summary
+
+    scores = _scores(seed=5)
+    opts = bumphunt.HuntOptions(functions=("dijet5", "dijet3", "dijet4"), selection="wilks")
+    results = bumphunt.hunt(scores, WINDOW, [1.0, 0.01], 0.05, opts)
+    for r in results:
+        assert r["valid"] and r["function"] in ("dijet3", "dijet4", "dijet5")
+        choice = r["function_choice"]
+        assert choice["selection"] == "wilks" and choice["chosen"] == r["function"]
+        assert set(choice["fits"]) == {"dijet3", "dijet4", "dijet5"}
+        assert len(r["fit"]["params"]) == {"dijet3": 3, "dijet4": 4, "dijet5": 5}[r["function"]]
+    json.dumps(results, allow_nan=False)
+    fits = [{"skipped": None, "cuts": results, "method": "m", "window": "w01", "sr": list(WINDOW.sr), "centre": 3.5}]
+    tests, _ = summary.toy_tests(fits)
+    assert [t["function"] for t in tests] == [r["function"] for r in results]
+    # the default stays the single dijet4 fit
+    default = bumphunt.hunt(scores, WINDOW, [1.0], 0.05)[0]
+    assert default["function"] == "dijet4" and default["function_choice"] is None
+
+
+def test_multibin_sr_and_xsec_limits():
+    scores = _scores(n_bkg=60_000, n_sig=300)
+    one, = bumphunt.hunt(scores, WINDOW, [0.01], 0.05)
+    four, = bumphunt.hunt(scores, WINDOW, [0.01], 0.05, bumphunt.HuntOptions(sr_bins=4, luminosity_fb=50.0))
+    model = four["sr_model"]
+    assert model["bins"] == 4 and len(model["b"]) == 4 and sum(model["n_obs"]) == four["n_obs"]
+    assert sum(model["b"]) == pytest.approx(one["b"], rel=1e-9)
+    assert sum(model["signal_shape"]) == pytest.approx(1.0)
+    assert four["z"] > 5 and abs(four["z"] - one["z"]) < 0.3 * one["z"]
+    xs = four["xsec_limit"]
+    assert xs["luminosity_fb"] == 50.0
+    assert xs["sigma_eff_acc_fb"]["observed"] == pytest.approx(four["limit"]["observed"] / 50.0)
+    eff = four["signal_efficiency"]
+    assert 0.8 < eff <= 1.0  # the test's signal scores sit above every background score
+    assert xs["sigma_acc_fb"]["observed"] == pytest.approx(xs["sigma_eff_acc_fb"]["observed"] / eff)
+    with pytest.raises(AnomalyHuntError, match="sr_bins"):
+        bumphunt.hunt(scores, WINDOW, [0.01], 0.05, bumphunt.HuntOptions(sr_bins=3))
+
+
+def test_spurious_signal_flags_a_mismatched_function():
+    """Curved background: dijet3 (no curvature term) fakes a signal, dijet5 does not."""
+    from anomalyhunt.stats.spurious import truth_counts
+
+    edges = bumphunt.bin_edges(WINDOW, 0.05)
+    truth = truth_counts("dijet5", [1.0, 10.0, 5.0, 4.0, 2.0], edges, 2e6)
+    rng = np.random.default_rng(3)
+    mjj = np.concatenate([rng.uniform(lo, hi, n) for lo, hi, n in
+                          zip(edges[:-1], edges[1:], rng.poisson(truth), strict=True)])
+    scores = pd.DataFrame({"mjj": mjj, "region": WINDOW.region_of(mjj), "fold": rng.integers(0, 5, mjj.size),
+                           "label": np.full(mjj.size, -1, dtype=np.int8), "score": rng.random(mjj.size)})
+    bad, = bumphunt.hunt(scores, WINDOW, [1.0], 0.05, bumphunt.HuntOptions(functions=("dijet3",), spurious=True))
+    good, = bumphunt.hunt(scores, WINDOW, [1.0], 0.05, bumphunt.HuntOptions(functions=("dijet5",), spurious=True))
+    assert bad["spurious"]["flag"] is True and abs(bad["spurious"]["ratio"]) > 0.5
+    assert good["spurious"]["flag"] is False and abs(good["spurious"]["ratio"]) < 0.5
+    assert bad["signal_efficiency"] is None and bad["xsec_limit"]["sigma_acc_fb"] is None

@@ -131,3 +131,33 @@ def test_global_significance_per_method() -> None:
     assert per["anode"]["z_global"] < 2
     # one method alone is less penalised than the combination of both
     assert per["cwola"]["p_global"] <= glob["toys"]["p_global"] + 1e-12
+
+
+def test_summary_reports_function_choice_spurious_and_xsec_limits(tmp_path: Path) -> None:
+    """Real bump-hunt results with every statistics option on reach the table, summary.md and plot."""
+    from anomalyhunt import bumphunt
+    from tests.test_bumphunt import WINDOW, _scores
+
+    opts = bumphunt.HuntOptions(functions=("dijet3", "dijet4", "dijet5"), sr_bins=2, spurious=True,
+                                luminosity_fb=140.0)
+    cuts = bumphunt.hunt(_scores(n_bkg=60_000, n_sig=300), WINDOW, [1.0, 0.01], 0.05, opts)
+    fits = [{"method": "cwola", "window": "w01", "sr": list(WINDOW.sr), "centre": 3.5, "skipped": None,
+             "cuts": cuts}]
+    table = summary.local_table(fits)
+    assert {"function", "spurious_ratio", "xsec_obs_fb", "signal_eff", "sr_bins"} <= set(table.columns)
+    assert (table["sr_bins"] == 2).all() and table["spurious_ratio"].notna().all()
+    np.testing.assert_allclose(table["xsec_obs_fb"], table["limit_obs"] / 140.0)
+    out = summary.global_significance(fits, table, n_toys=50, seed=1, n_jobs=1, bumphunter_pe=0)
+    record = {"run": "t", "data_source": "toy", "n_events": 1, "n_injected": 300, "methods": ["cwola"],
+              "efficiencies": [1.0, 0.01], "n_windows": 1, "n_windows_skipped": 0,
+              "best": summary.best_row(table), "global": out, "luminosity_fb": 140.0,
+              "statistics": {"functions": ["dijet3", "dijet4", "dijet5"], "selection": "ftest",
+                             "selection_threshold": 0.05, "sr_bins": 2, "luminosity_fb": 140.0,
+                             "resolution": 0.05, "spurious": True}}
+    summary.write_markdown(record, table, tmp_path / "summary.md")
+    text = (tmp_path / "summary.md").read_text()
+    assert "chosen per window and cut among dijet3, dijet4, dijet5" in text
+    assert "2 mjj bins" in text and "## 95% CLs upper limits" in text and "fb" in text
+    assert "## Spurious signal" in text and "sigma x A <" in text
+    plots.limit_scan(fits, tmp_path / "lim.png")
+    assert (tmp_path / "lim.png").read_bytes()[:8] == PNG_MAGIC

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import read_json, read_parquet, write_json
 from anomalyhunt.regions import SIGNAL_REGION, Window
 from anomalyhunt.stats import fit as fitmod
-from anomalyhunt.stats import significance
+from anomalyhunt.stats import functions, significance, spurious
 
 log = logging.getLogger(__name__)
 
@@ -60,54 +61,265 @@ def cut_mask(scores: pd.DataFrame, efficiency: float) -> tuple[np.ndarray, dict[
     return keep, thresholds
 
 
-def hunt_cut(scores: pd.DataFrame, window: Window, edges: np.ndarray, efficiency: float) -> dict[str, Any]:
-    """The whole bump hunt at one cut: histogram, sideband fit, pyhf discovery test and limit."""
+@dataclass(frozen=True)
+class HuntOptions:
+    """The statistics choices of ``bumphunt:`` in the config (defaults: the schema's)."""
+
+    functions: tuple[str, ...] = ("dijet4",)
+    selection: str = "ftest"
+    selection_threshold: float = 0.05
+    sr_bins: int = 1
+    resolution: float = 0.05
+    template: str = "gaussian"
+    spurious: bool = False
+    spurious_threshold: float = 0.5
+    spurious_truth: str = "dijet5"
+    luminosity_fb: float = 100.0
+
+    @classmethod
+    def from_config(cls, bh: dict[str, Any]) -> HuntOptions:
+        """Options from a validated ``bumphunt`` config section (defaults already filled)."""
+        sig, spur = bh.get("signal", {}), bh.get("spurious", {})
+        d = cls()
+        return cls(
+            functions=tuple(bh.get("functions", d.functions)),
+            selection=bh.get("selection", d.selection),
+            selection_threshold=float(bh.get("selection_threshold", d.selection_threshold)),
+            sr_bins=int(bh.get("sr_bins", d.sr_bins)),
+            resolution=float(sig.get("resolution", d.resolution)),
+            template=sig.get("template", d.template),
+            spurious=bool(spur.get("enabled", d.spurious)),
+            spurious_threshold=float(spur.get("threshold", d.spurious_threshold)),
+            spurious_truth=spur.get("truth_function", d.spurious_truth),
+            luminosity_fb=float(bh.get("luminosity_fb", d.luminosity_fb)),
+        )
+
+    @property
+    def single_dijet4(self) -> bool:
+        return self.functions == ("dijet4",)
+
+
+#: Fewest truth-labelled signal events in the SR for a simulation signal template.
+MIN_TEMPLATE_EVENTS = 50
+
+
+def fit_background(
+    edges: np.ndarray, counts: np.ndarray, sr: tuple[float, float], opts: HuntOptions
+) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
+    """Sideband fit with the configured function(s): (fit record, fit object or None, choice).
+
+    The default single dijet4 uses the original fit (with its step-down to fewer parameters), so
+    default results do not change; several functions are fitted and one is chosen by
+    ``opts.selection``. The choice record (None for a single function) lists every fit's quality
+    and the tests that decided.
+    """
+    if opts.single_dijet4:
+        fit = fitmod.fit_sidebands(edges, counts, sr)
+        record = fit.to_dict()
+        record["function"] = "dijet4"
+        return record, (fit if fit.valid else None), None
+    order = sorted(opts.functions, key=lambda n: (functions.get_function(n).n_par, opts.functions.index(n)))
+    choice, chosen = functions.select_function(
+        edges, counts, sr, order, opts.selection_threshold, opts.selection)
+    _, fit_mask = fitmod.bin_masks(edges, *sr)
+    base = {"edges": edges.tolist(), "counts": counts.tolist(), "fit_mask": [bool(v) for v in fit_mask],
+            "sr": [float(sr[0]), float(sr[1])]}
+    compact = {
+        "selection": opts.selection, "threshold": choice["threshold"], "chosen": choice["chosen"],
+        "tests": choice["f_tests"], "message": choice["message"],
+        "fits": {name: {k: f[k] for k in ("n_par", "valid", "message", "chi2", "ndf", "chi2_pvalue")}
+                 for name, f in choice["fits"].items()},
+    }
+    if chosen is None:
+        reasons = "; ".join(f"{n}: {f['message']}" for n, f in choice["fits"].items())
+        record = {**base, "function": None, "valid": False, "message": f"every fit failed ({reasons})",
+                  "params": None, "cov": None, "expected": None, "chi2": None, "ndf": 0,
+                  "chi2_pvalue": None, "n_free": 0}
+        return record, None, compact
+    record = {**base, **chosen.to_dict(), "n_free": chosen.n_par}
+    return record, chosen, compact
+
+
+def sr_groups(edges: np.ndarray, sr: tuple[float, float], n_groups: int) -> list[np.ndarray]:
+    """Masks over the fit bins of the ``n_groups`` equal mjj bins the SR is split into."""
+    inside, _ = fitmod.bin_masks(edges, *sr)
+    rows = np.flatnonzero(inside)
+    if n_groups < 1 or rows.size % n_groups:
+        raise AnomalyHuntError(
+            f"bumphunt.sr_bins = {n_groups} does not divide the {rows.size} fit bins of the SR "
+            f"{sr[0]}-{sr[1]} TeV into equal bins")
+    masks = []
+    for part in np.split(rows, n_groups):
+        m = np.zeros(edges.size - 1, dtype=bool)
+        m[part] = True
+        masks.append(m)
+    return masks
+
+
+def signal_shape(
+    edges: np.ndarray, masks: list[np.ndarray], centre: float, opts: HuntOptions,
+    truth_mjj: np.ndarray | None = None,
+) -> tuple[np.ndarray, str]:
+    """Signal fraction in each SR bin (sums to 1): the resolution Gaussian or a truth template."""
+    if opts.template == "truth" and truth_mjj is not None and truth_mjj.size >= MIN_TEMPLATE_EVENTS:
+        hist, _ = np.histogram(truth_mjj, bins=edges)
+        shape = np.array([hist[m].sum() for m in masks], dtype=float)
+        if shape.sum() >= MIN_TEMPLATE_EVENTS:
+            return shape / shape.sum(), f"truth ({int(shape.sum())} signal events)"
+    frac = spurious.signal_template(edges, centre, opts.resolution)
+    shape = np.array([frac[m].sum() for m in masks])
+    return shape / shape.sum(), f"gaussian (sigma = {opts.resolution:g} x {centre:.3g} TeV)"
+
+
+def xsec_limits(limit: dict[str, Any] | None, signal_eff: float | None, lumi_fb: float) -> dict[str, Any] | None:
+    """Yield limits as cross sections: sigma x eff x A = N / L, and sigma x A = N / (L eff).
+
+    A (preselection and SR containment) is never known without a signal model; the score-cut
+    efficiency eff only where truth labels exist.
+    """
+    if not limit or "observed" not in limit:
+        return None
+    band = [v / lumi_fb for v in limit["expected_band"]]
+    out: dict[str, Any] = {
+        "luminosity_fb": lumi_fb,
+        "signal_efficiency": signal_eff,
+        "sigma_eff_acc_fb": {"observed": limit["observed"] / lumi_fb, "expected": limit["expected"] / lumi_fb,
+                             "expected_band": band},
+        "sigma_acc_fb": None,
+    }
+    if signal_eff:
+        out["sigma_acc_fb"] = {"observed": limit["observed"] / (lumi_fb * signal_eff),
+                               "expected": limit["expected"] / (lumi_fb * signal_eff),
+                               "expected_band": [v / signal_eff for v in band]}
+    return out
+
+
+def hunt_cut(
+    scores: pd.DataFrame, window: Window, edges: np.ndarray, efficiency: float,
+    options: HuntOptions | None = None, spurious_truth: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The whole bump hunt at one cut: histogram, sideband fit, pyhf discovery test and limit.
+
+    ``spurious_truth`` (expected background shape over the window's bins, any normalisation) runs
+    the spurious-signal test of the chosen function when the options enable it.
+    """
+    opts = options or HuntOptions()
     keep, thresholds = cut_mask(scores, efficiency)
     kept = scores[keep]
     counts, _ = np.histogram(kept["mjj"].to_numpy(), bins=edges)
+    counts = counts.astype(float)
     labels = kept["label"].to_numpy()
     in_sr = kept["region"].to_numpy() == SIGNAL_REGION
+    has_truth = bool((scores["label"].to_numpy() >= 0).any())
     out: dict[str, Any] = {
         "efficiency": efficiency,
         "thresholds": thresholds,
         "n_kept": int(keep.sum()),
-        "n_signal_sr": int(((labels == 1) & in_sr).sum()) if (labels >= 0).any() else None,
-        "n_background_sr": int(((labels == 0) & in_sr).sum()) if (labels >= 0).any() else None,
+        "n_signal_sr": int(((labels == 1) & in_sr).sum()) if has_truth else None,
+        "n_background_sr": int(((labels == 0) & in_sr).sum()) if has_truth else None,
     }
-    fit = fitmod.fit_sidebands(edges, counts.astype(float), window.sr)
+    n_sig_all = int(((scores["label"].to_numpy() == 1) & (scores["region"].to_numpy() == SIGNAL_REGION)).sum())
+    signal_eff = out["n_signal_sr"] / n_sig_all if has_truth and n_sig_all > 0 else None
+    out["signal_efficiency"] = signal_eff
+    record, fit, choice = fit_background(edges, counts, window.sr, opts)
     n_obs = float(counts[(edges[:-1] >= window.sr[0] - 1e-9) & (edges[1:] <= window.sr[1] + 1e-9)].sum())
     out["n_obs"] = n_obs
-    out["fit"] = fit.to_dict()
-    if not fit.valid:
-        log.warning("window %s, efficiency %g: sideband fit failed: %s", window.id, efficiency, fit.message)
-        out.update(valid=False, reason=fit.message, b=None, sigma_b=None, z=None, p0=None, q0=None, limit=None)
+    out["fit"] = record
+    out["function"] = record.get("function")
+    out["function_choice"] = choice
+    out["sr_model"] = {"bins": opts.sr_bins}
+    out["spurious"] = None
+    out["xsec_limit"] = None
+    if fit is None:
+        log.warning("window %s, efficiency %g: sideband fit failed: %s", window.id, efficiency, record["message"])
+        out.update(valid=False, reason=record["message"], b=None, sigma_b=None, z=None, p0=None, q0=None, limit=None)
         return out
     b, sigma_b = fit.predict(*window.sr)
     out.update(valid=True, reason=None, b=b, sigma_b=sigma_b)
+    if opts.spurious and spurious_truth is not None:
+        out["spurious"] = spurious_check(edges, counts, window, spurious_truth, out["function"], opts)
     try:
-        out.update(significance.discovery(n_obs, b, sigma_b))
+        if opts.sr_bins == 1:
+            out.update(significance.discovery(n_obs, b, sigma_b))
+        else:
+            masks = sr_groups(edges, window.sr, opts.sr_bins)
+            truth_mjj = scores.loc[scores["label"].to_numpy() == 1, "mjj"].to_numpy() if has_truth else None
+            shape, shape_kind = signal_shape(edges, masks, window.centre, opts, truth_mjj)
+            b_g, cov_g = fit.predict_bins(masks)
+            n_g = np.array([counts[m].sum() for m in masks])
+            lo = [float(edges[:-1][m][0]) for m in masks]
+            out["sr_model"] = {
+                "bins": opts.sr_bins, "edges": [*lo, float(window.sr[1])], "n_obs": n_g.tolist(),
+                "b": b_g.tolist(), "cov": cov_g.tolist(), "signal_shape": shape.tolist(),
+                "signal_template": shape_kind,
+            }
+            disc = significance.discovery_multi(n_g, b_g, cov_g, shape)
+            out["sr_model"]["n_variations"] = disc.pop("n_variations")
+            out["sr_model"]["signal_hat"] = disc.pop("signal_hat")
+            out.update(disc)
     except Exception as exc:  # a failed test of one cut must not lose the other cuts
         log.warning("window %s, efficiency %g: discovery test failed: %s", window.id, efficiency, exc)
         out.update(valid=False, reason=f"discovery test failed: {exc}", z=None, p0=None, q0=None, limit=None)
         return out
     try:
-        out["limit"] = significance.upper_limit(n_obs, b, sigma_b)
+        if opts.sr_bins == 1:
+            out["limit"] = significance.upper_limit(n_obs, b, sigma_b)
+        else:
+            m = out["sr_model"]
+            out["limit"] = significance.upper_limit_multi(
+                np.asarray(m["n_obs"]), np.asarray(m["b"]), np.asarray(m["cov"]), np.asarray(m["signal_shape"]))
     except Exception as exc:
         log.warning("window %s, efficiency %g: upper limit failed: %s", window.id, efficiency, exc)
         out["limit"] = {"error": str(exc)}
+    out["xsec_limit"] = xsec_limits(out["limit"], signal_eff, opts.luminosity_fb)
     return out
 
 
-def hunt(scores: pd.DataFrame, window: Window, efficiencies: Sequence[float], bin_width: float) -> list[dict[str, Any]]:
+def spurious_truth_shape(scores: pd.DataFrame, window: Window, edges: np.ndarray, opts: HuntOptions) -> np.ndarray | None:
+    """Smooth background truth of the window: ``opts.spurious_truth`` fitted to the uncut sidebands.
+
+    The uncut spectrum has the most events, so its fit is the best-known smooth shape; None when
+    that fit fails (the test is then reported as not run).
+    """
+    counts, _ = np.histogram(scores["mjj"].to_numpy(), bins=edges)
+    _, fit_mask = fitmod.bin_masks(edges, *window.sr)
+    fit = functions.fit_function(opts.spurious_truth, edges, counts.astype(float), fit_mask)
+    return fit.expected if fit.valid else None
+
+
+def spurious_check(
+    edges: np.ndarray, counts: np.ndarray, window: Window, truth_shape: np.ndarray, function: str,
+    opts: HuntOptions,
+) -> dict[str, Any]:
+    """Spurious-signal test of ``function`` at this cut's statistics (truth scaled to its sidebands)."""
+    _, fit_mask = fitmod.bin_masks(edges, *window.sr)
+    norm = truth_shape[fit_mask].sum()
+    if not norm > 0 or counts[fit_mask].sum() <= 0:
+        return {"flag": None, "ratio": None, "message": "no sideband events"}
+    truth = truth_shape * counts[fit_mask].sum() / norm
+    res = spurious.spurious_signal(edges, truth, window.sr, function=function, resolution=opts.resolution,
+                                   threshold=opts.spurious_threshold)
+    res["truth_function"] = opts.spurious_truth
+    return res
+
+
+def hunt(
+    scores: pd.DataFrame, window: Window, efficiencies: Sequence[float], bin_width: float,
+    options: HuntOptions | None = None,
+) -> list[dict[str, Any]]:
+    opts = options or HuntOptions()
     edges = bin_edges(window, bin_width)
+    if opts.sr_bins > 1:
+        sr_groups(edges, window.sr, opts.sr_bins)  # a bad sr_bins is a config error: fail early
+    truth = spurious_truth_shape(scores, window, edges, opts) if opts.spurious else None
     results = []
     for eff in efficiencies:
-        res = hunt_cut(scores, window, edges, eff)
+        res = hunt_cut(scores, window, edges, eff, opts, truth)
         z = res.get("z")
         log.info(
-            "window %s SR %.2f-%.2f TeV, keep %5.1f%%: n=%d b=%.1f±%.1f Z=%s",
+            "window %s SR %.2f-%.2f TeV, keep %5.1f%%: n=%d b=%.1f±%.1f Z=%s (%s)",
             window.id, *window.sr, 100 * eff, res["n_obs"], res["b"] or 0, res["sigma_b"] or 0,
-            "n/a" if z is None else f"{z:.2f}",
+            "n/a" if z is None else f"{z:.2f}", res.get("function"),
         )
         results.append(res)
     return results
@@ -138,7 +350,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if result["skipped"] is None and scores.empty:
         result["skipped"] = "no scored events"
     if result["skipped"] is None:
-        result["cuts"] = hunt(scores, window, config["bumphunt"]["efficiencies"], config["bumphunt"]["bin_width"])
+        result["cuts"] = hunt(scores, window, config["bumphunt"]["efficiencies"], config["bumphunt"]["bin_width"],
+                              HuntOptions.from_config(config["bumphunt"]))
     write_json(result, args.out)
     if args.plot:
         from anomalyhunt import plots

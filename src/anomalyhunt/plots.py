@@ -141,12 +141,26 @@ def _limit_points(fits: list[Mapping[str, Any]], method: str, eff: float) -> dic
     return {"centre": arr[:, 0], "observed": arr[:, 1], "band": arr[:, 2:]}
 
 
-def limit_scan(fits: list[Mapping[str, Any]], path: str | os.PathLike) -> None:
+def _luminosity(fits: list[Mapping[str, Any]]) -> float | None:
+    for f in fits:
+        for c in f.get("cuts", []):
+            xs = c.get("xsec_limit") or {}
+            if xs.get("luminosity_fb"):
+                return float(xs["luminosity_fb"])
+    return None
+
+
+def limit_scan(
+    fits: list[Mapping[str, Any]], path: str | os.PathLike, luminosity_fb: float | None = None
+) -> None:
     """95% CLs upper limits on the signal yield vs SR centre: one panel per method and cut.
 
     Observed (solid) over the expected median (dashed) with the usual green (1 sigma) and yellow
     (2 sigma) bands, so a window is read as an excess where the observed leaves the bands upward.
+    The right axis reads the same limit as sigma x efficiency x acceptance = N / L (fb), with L
+    given or taken from the fits' ``xsec_limit``.
     """
+    lumi = luminosity_fb or _luminosity(fits)
     keys = sorted({(f["method"], c["efficiency"]) for f in fits if not f.get("skipped")
                    for c in f["cuts"]}, key=lambda k: (k[0], -k[1]))
     methods = sorted({k[0] for k in keys})
@@ -175,6 +189,10 @@ def limit_scan(fits: list[Mapping[str, Any]], path: str | os.PathLike) -> None:
             ax.plot(x, band[:, 2], "k--", lw=1.2, label="expected")
             ax.plot(x, pts["observed"], "ko-", ms=3.5, lw=1.5, label="observed")
             ax.set_yscale("log")
+            if lumi:
+                sec = ax.secondary_yaxis("right", functions=(lambda n: n / lumi, lambda x: x * lumi))
+                if k == len(effs) - 1:
+                    sec.set_ylabel(rf"$\sigma \times \epsilon \times A$ [fb] at {lumi:g} fb$^{{-1}}$")
             if r == len(methods) - 1:
                 ax.set_xlabel(r"SR centre $m_{jj}$ [TeV]")
             if k == 0:

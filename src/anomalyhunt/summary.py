@@ -36,6 +36,8 @@ def local_table(fits: Sequence[dict[str, Any]]) -> pd.DataFrame:
             continue
         for c in f["cuts"]:
             limit = c.get("limit") or {}
+            xs = (c.get("xsec_limit") or {}).get("sigma_eff_acc_fb") or {}
+            spur = c.get("spurious") or {}
             rows.append({
                 "method": f["method"], "window": f["window"], "centre": f["centre"],
                 "sr_lo": f["sr"][0], "sr_hi": f["sr"][1], "efficiency": c["efficiency"],
@@ -43,10 +45,14 @@ def local_table(fits: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "z": c["z"], "p0": c["p0"], "limit_obs": limit.get("observed"),
                 "limit_exp": limit.get("expected"), "chi2_ndf": _chi2_ndf(c["fit"]),
                 "fit_pvalue": c["fit"].get("chi2_pvalue"), "n_signal_sr": c.get("n_signal_sr"),
+                "function": c.get("function", "dijet4"), "sr_bins": (c.get("sr_model") or {}).get("bins", 1),
+                "spurious_ratio": spur.get("ratio"), "spurious_flag": spur.get("flag"),
+                "signal_eff": c.get("signal_efficiency"), "xsec_obs_fb": xs.get("observed"),
+                "xsec_exp_fb": xs.get("expected"),
                 "status": "ok" if c["valid"] else f"fit failed: {c['reason']}",
             })
     table = pd.DataFrame(rows)
-    for col in ("z", "p0", "b", "sigma_b", "n_obs", "limit_obs", "limit_exp"):
+    for col in ("z", "p0", "b", "sigma_b", "n_obs", "limit_obs", "limit_exp", "xsec_obs_fb", "xsec_exp_fb"):
         if col not in table:
             table[col] = np.nan
         table[col] = pd.to_numeric(table[col], errors="coerce")
@@ -68,8 +74,11 @@ def toy_tests(fits: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
             if not c["valid"]:
                 continue
             fit = c["fit"]
+            sr_model = c.get("sr_model") or {}
             tests.append({"edges": np.asarray(fit["edges"]), "expected": np.asarray(fit["expected"]),
-                          "sr": tuple(f["sr"]), "start": np.asarray(fit["params"])})
+                          "sr": tuple(f["sr"]), "start": np.asarray(fit["params"]),
+                          "function": fit.get("function") or "dijet4", "sr_bins": sr_model.get("bins", 1),
+                          "signal_shape": sr_model.get("signal_shape")})
             keys.append((f["method"], f["window"], c["efficiency"], f["centre"]))
     return tests, keys
 
@@ -153,6 +162,92 @@ def _bumphunter_line(bh: dict[str, Any] | None) -> str:
             f"Z_local = {bh['z_local']:.2f}, Z_global {rel} {comb['z_global']:.2f}")
 
 
+def _num(v: Any) -> float | None:
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+
+
+def _limit_line(best: dict[str, Any]) -> str:
+    """The 95% CLs limit of the most significant test, in events and as a cross section."""
+    obs, exp = _num(best.get("limit_obs")), _num(best.get("limit_exp"))
+    if obs is None:
+        return "- 95% CLs limit there: not available"
+    line = f"- 95% CLs limit there: {obs:.1f} signal events in the SR (expected {exp:.1f})"
+    xs = _num(best.get("xsec_obs_fb"))
+    if xs is not None:
+        line += f", sigma x eff x A < {xs:.3g} fb"
+        eff = _num(best.get("signal_eff"))
+        if eff:
+            line += f" (score-cut signal efficiency {eff:.3g} from truth: sigma x A < {xs / eff:.3g} fb)"
+    return line
+
+
+def _statistics_lines(summary: dict[str, Any], table: pd.DataFrame) -> list[str]:
+    """How the local tests were made: background function(s), SR model, luminosity."""
+    st = summary.get("statistics") or {}
+    if not st:
+        return []
+    funcs = st.get("functions") or ["dijet4"]
+    if len(funcs) > 1:
+        how = f"chosen per window and cut among {', '.join(funcs)} ({st.get('selection')}, p < {st.get('selection_threshold')})"
+    else:
+        how = funcs[0]
+    bins = st.get("sr_bins", 1)
+    model = "one counting bin" if bins == 1 else (
+        f"{bins} mjj bins, one eigen-variation of the fit per nuisance, Gaussian signal "
+        f"(resolution {st.get('resolution')} x SR centre)")
+    return [f"- statistics: background function {how}; SR model: {model}; cross sections at "
+            f"{st.get('luminosity_fb')} fb^-1 (nominal; set bumphunt.luminosity_fb)"]
+
+
+def _limits_table(table: pd.DataFrame, lumi: float | None) -> list[str]:
+    """Observed 95% CLs limits per window and cut: events (and sigma x eff x A in fb)."""
+    ok = table[(table["status"] == "ok") & table["limit_obs"].notna()]
+    if ok.empty:
+        return []
+    effs = sorted(ok["efficiency"].unique(), reverse=True)
+    unit = f"; sigma x eff x A in fb at {lumi:g} fb^-1" if lumi else ""
+    lines = ["", f"## 95% CLs upper limits: observed (expected) signal events in the SR{unit}", "",
+             "| method | window | SR centre (TeV) | " + " | ".join(f"keep {100 * e:g}%" for e in effs) + " |",
+             "|" + "---|" * (3 + len(effs))]
+    for (method, window, centre), grp in ok.groupby(["method", "window", "centre"]):
+        cells = []
+        for e in effs:
+            row = grp[grp["efficiency"] == e]
+            if row.empty:
+                cells.append("")
+                continue
+            r = row.iloc[0]
+            cell = f"{r['limit_obs']:.0f} ({r['limit_exp']:.0f})"
+            if lumi and pd.notna(r["xsec_obs_fb"]):
+                cell += f"; {r['xsec_obs_fb']:.3g} fb"
+            cells.append(cell)
+        lines.append(f"| {method} | {window} | {centre:.2f} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _choice_and_spurious(table: pd.DataFrame) -> list[str]:
+    """Which background function each test used, and the spurious-signal flags, if run."""
+    ok = table[table["status"] == "ok"]
+    lines: list[str] = []
+    if "function" in ok and ok["function"].nunique() > 1:
+        counts = ok.groupby(["efficiency", "function"]).size().unstack(fill_value=0)
+        lines += ["", "## Background function chosen (number of windows)", "",
+                  "| cut (keep) | " + " | ".join(counts.columns) + " |", "|" + "---|" * (1 + len(counts.columns))]
+        for eff, row in counts.sort_index(ascending=False).iterrows():
+            lines.append(f"| {100 * eff:g}% | " + " | ".join(str(int(v)) for v in row.to_numpy()) + " |")
+    if "spurious_ratio" in ok and ok["spurious_ratio"].notna().any():
+        tested = ok[ok["spurious_ratio"].notna()]
+        flagged = tested[tested["spurious_flag"] == True]  # noqa: E712 (object column with None)
+        worst = tested.loc[tested["spurious_ratio"].abs().idxmax()]
+        lines += ["", "## Spurious signal (fitted signal / its uncertainty on background-only pseudo-data)", "",
+                  f"- {len(flagged)} of {len(tested)} tests flagged (|S_spur| / sigma_S > threshold); largest "
+                  f"{worst['spurious_ratio']:+.2f} in {worst['method']} {worst['window']} keep {100 * worst['efficiency']:g}% "
+                  f"({worst['function']})"]
+        lines += [f"- flagged: {r.method} {r.window} keep {100 * r.efficiency:g}% ({r.function}): "
+                  f"{r.spurious_ratio:+.2f}" for r in flagged.itertuples()]
+    return lines
+
+
 def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> None:
     lines = [f"# anomalyhunt search `{summary['run']}`", ""]
     lines.append(f"- data: {summary['data_source']}, {summary['n_events']:,} events, "
@@ -178,14 +273,19 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
                          f"± {toys['p_global_err']:.2g}, **Z_global = {toys['z_global']:.2f}**")
         gv = g.get("gross_vitells", {})
         if "z_global" in gv:
-            lines.append(f"- Gross-Vitells estimate: p = {gv['p_global']:.3g}, Z_global = {gv['z_global']:.2f}")
+            how = ("upcrossings fitted over several levels" if gv.get("method") == "fit"
+                   else "single-level extrapolation")
+            lines.append(f"- Gross-Vitells estimate ({how}): p = {gv['p_global']:.3g}, Z_global = {gv['z_global']:.2f}")
         lines.append(_bumphunter_line(g.get("bumphunter")))
-        for method, pm in g.get("per_method", {}).items():
-            rel = ">" if pm["is_upper_bound"] else "="
-            lines.append(f"  - {method} alone: largest Z_local = {pm['z_local_max']:.2f}, "
-                         f"Z_global {rel} {pm['z_global']:.2f} (toys)")
+        if g.get("per_method"):
+            each = "; ".join(
+                f"{method}: Z_local = {pm['z_local_max']:.2f}, Z_global {'>' if pm['is_upper_bound'] else '='} "
+                f"{pm['z_global']:.2f}" for method, pm in g["per_method"].items())
+            lines.append(f"- each method alone (toys of its own tests only): {each}")
+        lines.append(_limit_line(best))
     else:
         lines.append("- no window could be tested")
+    lines += _statistics_lines(summary, table)
     lines += ["", "## Local significance (Z) per window and cut", ""]
     ok = table[table["status"] == "ok"]
     if not ok.empty:
@@ -196,6 +296,8 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
         for (method, window, centre), row in pivot.iterrows():
             cells = " | ".join("" if np.isnan(v) else f"{v:.2f}" for v in row.to_numpy())
             lines.append(f"| {method} | {window} | {centre:.2f} | {cells} |")
+    lines += _limits_table(table, summary.get("luminosity_fb"))
+    lines += _choice_and_spurious(table)
     bad = table[table["status"] != "ok"]
     if not bad.empty:
         lines += ["", "## Not tested", ""]
@@ -226,6 +328,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "efficiencies": config["bumphunt"]["efficiencies"], "n_windows": len(meta["windows"]),
         "n_windows_skipped": sum(w["skipped"] is not None for w in meta["windows"]),
         "best": best_row(table), "global": glob,
+        "luminosity_fb": config["bumphunt"]["luminosity_fb"],
+        "statistics": {k: config["bumphunt"][k] for k in
+                       ("functions", "selection", "selection_threshold", "sr_bins", "luminosity_fb")}
+        | {"resolution": config["bumphunt"]["signal"]["resolution"],
+           "spurious": config["bumphunt"]["spurious"]["enabled"]},
         "local": table.replace({np.nan: None}).to_dict(orient="records"),
     }
     write_csv(table, out / "local_z.csv")
@@ -235,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     plots.local_z_scan(table, out / "plots" / "local_z.png")
     plots.local_p0_scan(table, out / "plots" / "local_p0.png")
-    plots.limit_scan(fits, out / "plots" / "limits.png")
+    plots.limit_scan(fits, out / "plots" / "limits.png", config["bumphunt"]["luminosity_fb"])
     log.info("largest local Z = %s; global: %s", summary["best"] and round(summary["best"]["z"], 2),
              glob.get("toys", {}).get("z_global"))
 

@@ -82,12 +82,20 @@ class _Basis:
     ln f at the nodes is ``g_ref + B @ u`` with theta = theta_ref + M @ u.
     """
 
-    def __init__(self, edges: np.ndarray, fit_mask: np.ndarray, theta_ref: np.ndarray, k: int):
+    def __init__(
+        self,
+        edges: np.ndarray,
+        fit_mask: np.ndarray,
+        theta_ref: np.ndarray,
+        k: int,
+        features: Callable[[np.ndarray], np.ndarray] = _features,
+    ):
         half = 0.5 * np.diff(edges)
         mid = 0.5 * (edges[1:] + edges[:-1])
         self.nodes = mid[:, None] + half[:, None] * _GL_X[None, :]  # (n_bins, Q)
         self.weights = half[:, None] * _GL_W[None, :]
-        phi = _features(self.nodes)  # (n_bins, Q, 4)
+        phi = features(self.nodes)  # (n_bins, Q, n_par)
+        n_par = phi.shape[-1]
         self.k = k
         self.fit_mask = fit_mask
         self.theta_ref = np.asarray(theta_ref, dtype=float).copy()
@@ -104,7 +112,7 @@ class _Basis:
         # fix signs so the transform is deterministic
         r = r * np.sign(np.where(np.diag(r) == 0, 1.0, np.diag(r)))[:, None]
         rinv = np.linalg.solve(r, np.eye(k))
-        self.M = np.zeros((_N_PAR, k))
+        self.M = np.zeros((n_par, k))
         self.M[:k, :] = rinv
         self.B = phi[..., :k] @ rinv  # (n_bins, Q, k)
         self.cond = float(np.linalg.cond(r))
@@ -153,16 +161,20 @@ def _log_linear_start(
 
 
 def _project_theta(
-    theta: np.ndarray, edges: np.ndarray, fit_mask: np.ndarray, k: int
+    theta: np.ndarray,
+    edges: np.ndarray,
+    fit_mask: np.ndarray,
+    k: int,
+    features: Callable[[np.ndarray], np.ndarray] = _features,
 ) -> np.ndarray:
-    """Best k-parameter approximation (least squares in ln f over the sidebands) of a 4-par theta."""
-    if k == _N_PAR:
+    """Best k-parameter approximation (least squares in ln f over the sidebands) of a full theta."""
+    if k == len(theta):
         return np.asarray(theta, dtype=float).copy()
     mid = 0.5 * (edges[1:] + edges[:-1])[fit_mask]
-    phi = _features(mid)
+    phi = features(mid)
     y = phi @ theta
     sol, *_ = np.linalg.lstsq(phi[:, :k], y, rcond=None)
-    out = np.zeros(_N_PAR)
+    out = np.zeros(len(theta))
     out[:k] = sol
     return out
 
@@ -211,6 +223,19 @@ class SidebandFit:
             jac = dtheta / np.array([self.params[0], 1.0, 1.0, 1.0])
             var = float(jac @ self.cov @ jac)
         return b, math.sqrt(max(var, 0.0))
+
+    def predict_bins(self, masks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Background in each group of bins and the covariance of those predictions.
+
+        The multi-bin SR model needs the correlations between its bins: one fit moves them all.
+        """
+        n = len(masks)
+        if not self.valid or self._basis is None:
+            return np.full(n, np.nan), np.full((n, n), np.nan)
+        jac_all = self._basis.jacobian(self._u)
+        b = np.array([self.expected[m].sum() for m in masks])
+        jac = np.stack([jac_all[m].sum(axis=0) for m in masks])
+        return b, jac @ self._cov_u @ jac.T
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (NaN and inf become None)."""
@@ -502,50 +527,84 @@ def _newton_batch(
 
 
 def fit_sidebands_batch(
-    edges: np.ndarray, counts: np.ndarray, sr: tuple[float, float], start: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    edges: np.ndarray,
+    counts: np.ndarray,
+    sr: tuple[float, float],
+    start: np.ndarray,
+    features: Callable[[np.ndarray], np.ndarray] | None = None,
+    sr_groups: int = 1,
+    log_p0_max: float = _LOG_P0_MAX,
+) -> tuple[np.ndarray, ...]:
     """The sideband fit of :func:`fit_sidebands` for many toy histograms at once, vectorized.
 
     Pseudo-experiments need ~1e5 fits, far too many for Migrad, so this runs a damped Newton
     minimisation of the same Poisson likelihood, in the same internal basis (built around
     ``start``, the nominal fit's params), for all toys together. It follows the same step-down
-    rule (4 -> 3 -> 2 free parameters). Returns the signal-region background b, its fit
+    rule (n -> n-1 -> ... -> 2 free parameters). Returns the signal-region background b, its fit
     uncertainty sigma_b and whether the fit succeeded, per toy.
+
+    ``features`` (ln f = features(mjj) @ theta, theta = (ln p0, p1, ...)) selects another member
+    of the function family than the default dijet4; ``start`` then holds that function's params.
+    With ``sr_groups`` > 1 the SR is split into that many equal groups of bins and two more
+    arrays come back: b per group (T, G) and its covariance (T, G, G), for the multi-bin model.
+    ``log_p0_max`` is the |ln p0| beyond which a toy's fit counts as run away (match the nominal
+    fitter's rule).
     """
     edges, counts = _check_inputs(edges, counts, sr)
     counts = np.atleast_2d(counts)
+    feats = _features if features is None else features
     start = np.asarray(start, dtype=float)
-    if start.shape != (_N_PAR,) or not np.all(np.isfinite(start)) or start[0] <= 0:
-        raise AnomalyHuntError("fit_sidebands_batch: start must be 4 finite params with p0 > 0")
+    n_par = feats(np.array([1.0])).shape[-1]
+    if start.shape != (n_par,) or not np.all(np.isfinite(start)) or start[0] <= 0:
+        raise AnomalyHuntError(
+            f"fit_sidebands_batch: start must be {n_par} finite params with p0 > 0"
+        )
     sr_mask, fit_mask = bin_masks(edges, *sr)
     n_toys = counts.shape[0]
     b = np.full(n_toys, np.nan)
     sigma = np.full(n_toys, np.nan)
     ok = np.zeros(n_toys, bool)
+    sr_rows = np.flatnonzero(sr_mask)
+    groups = np.array_split(np.arange(sr_rows.size), sr_groups)
+    if sr_groups > 1 and min(g.size for g in groups) == 0:
+        raise AnomalyHuntError(f"fit_sidebands_batch: {sr_rows.size} SR bins cannot form {sr_groups} groups")
+    b_g = np.full((n_toys, sr_groups), np.nan)
+    cov_g = np.full((n_toys, sr_groups, sr_groups), np.nan)
+
+    def result() -> tuple[np.ndarray, ...]:
+        return (b, sigma, ok) if sr_groups == 1 else (b, sigma, ok, b_g, cov_g)
+
     if fit_mask.sum() < _MIN_SIDEBAND_BINS:
-        return b, sigma, ok
+        return result()
     n_sb = counts[:, fit_mask]
     n_nonempty = (n_sb > 0).sum(axis=1)
     todo = np.flatnonzero(n_sb.sum(axis=1) > 0)
     theta_start = np.array([math.log(start[0]), *start[1:]])
-    sr_rows = np.flatnonzero(sr_mask)
-    for k in (4, 3, 2):
+    for k in range(n_par, 1, -1):
         if todo.size == 0:
             break
         eligible = todo[(n_nonempty[todo] >= k) | (k == 2)]
         if eligible.size == 0:
             continue
-        basis = _Basis(edges, fit_mask, _project_theta(theta_start, edges, fit_mask, k), k)
+        basis = _Basis(edges, fit_mask, _project_theta(theta_start, edges, fit_mask, k, feats), k, feats)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             u, hinv, conv = _newton_batch(basis, n_sb[eligible])
             t_sr = basis.terms(u, sr_rows)  # (T, S_sr, Q)
-            b_k = t_sr.sum(axis=(1, 2))
-            jac = np.einsum("tsq,sqk->tk", t_sr, basis.B[sr_rows])
+            jac_bins = np.einsum("tsq,sqk->tsk", t_sr, basis.B[sr_rows])  # (T, S_sr, k)
+            b_bins = t_sr.sum(axis=2)
+            b_k = b_bins.sum(axis=1)
+            jac = jac_bins.sum(axis=1)
             var = np.einsum("tk,tkl,tl->t", jac, hinv, jac)
+            if sr_groups > 1:
+                bg = np.stack([b_bins[:, g].sum(axis=1) for g in groups], axis=1)
+                jg = np.stack([jac_bins[:, g].sum(axis=1) for g in groups], axis=1)  # (T, G, k)
+                cg = np.einsum("tgk,tkl,thl->tgh", jg, hinv, jg)
         good = conv & np.isfinite(b_k) & np.isfinite(var) & (var >= 0)
         good &= np.abs(u).max(axis=1) <= _U_MAX
-        good &= np.abs(basis.theta_ref[0] + u @ basis.M[0]) <= _LOG_P0_MAX
+        good &= np.abs(basis.theta_ref[0] + u @ basis.M[0]) <= log_p0_max
         sel = eligible[good]
         b[sel], sigma[sel], ok[sel] = b_k[good], np.sqrt(var[good]), True
+        if sr_groups > 1:
+            b_g[sel], cov_g[sel] = bg[good], cg[good]
         todo = np.setdiff1d(todo, sel)
-    return b, sigma, ok
+    return result()

@@ -35,7 +35,10 @@ SQRT_S = 13.0
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(4)
 _EXP_MAX = 700.0
-_LOG_P0_MAX = 300.0  # beyond this p0 is not representable: the fit ran off along a flat direction
+# beyond this p0 = exp(theta0) overflows float64. Over a narrow window ln x barely varies, so ln p0
+# is nearly degenerate with the powers of ln x and legitimately large (dijet5 often passes 300);
+# the fit itself works in theta and predicts well, so only a non-representable p0 is rejected
+_LOG_P0_MAX = 700.0
 _NCALL = 5000
 _MIN_FIT_BINS = 5
 
@@ -184,6 +187,19 @@ class FunctionFit:
         var = float(j @ self._cov_theta @ j)
         return float(mu[inside].sum()), math.sqrt(max(var, 0.0))
 
+    def predict_bins(self, masks: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Background in each group of bins and the covariance of those predictions.
+
+        The multi-bin SR model needs the correlations between its bins: one fit moves them all.
+        """
+        if not self.valid or self._quad is None:
+            n = len(masks)
+            return np.full(n, np.nan), np.full((n, n), np.nan)
+        mu, jac = self._quad.mu_and_jac(self._theta)
+        b = np.array([mu[m].sum() for m in masks])
+        j = np.stack([jac[m].sum(axis=0) for m in masks])
+        return b, j @ self._cov_theta @ j.T
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary."""
         return {
@@ -202,6 +218,12 @@ class FunctionFit:
             "signal": json_clean(self.signal),
             "sigma_signal": json_clean(self.sigma_signal),
         }
+
+
+def _scaled_cov(jac: np.ndarray, cov_theta: np.ndarray) -> np.ndarray:
+    """Covariance of the public params; entries that overflow (huge p0) become inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return jac @ cov_theta @ jac.T
 
 
 def _failed(function: BackgroundFunction, edges, counts, fit_mask, message: str) -> FunctionFit:
@@ -367,7 +389,7 @@ def fit_function(
             valid=True,
             message="ok" if not problems else "ok (" + "; ".join(problems) + ")",
             params=params,
-            cov=jac @ cov_theta @ jac.T,
+            cov=_scaled_cov(jac, cov_theta),
             expected=mu_b,
             m2lnl=m2lnl,
             chi2=chi2,
@@ -397,21 +419,49 @@ def f_test(simple: FunctionFit, complex_: FunctionFit) -> tuple[float, float]:
     return float(f), float(stats.f.sf(f, dk, complex_.ndf))
 
 
+def wilks_test(simple: FunctionFit, complex_: FunctionFit) -> tuple[float, float]:
+    """Likelihood-ratio statistic 2 ln(L_c / L_s) and its chi2(k_c - k_s) p-value (Wilks).
+
+    Exact asymptotically for nested functions whatever the goodness of fit; unlike the F-test it
+    does not rescale by the complex fit's chi2 / ndf, so it is sharper when that fit is good.
+    """
+    dk = complex_.n_par - simple.n_par
+    if not (simple.valid and complex_.valid) or dk <= 0:
+        return float("nan"), float("nan")
+    t = max(simple.chi2 - complex_.chi2, 0.0)
+    return float(t), float(stats.chi2.sf(t, dk))
+
+
 def fit_family(
     edges: np.ndarray,
     counts: np.ndarray,
     sr: tuple[float, float],
     names: Sequence[str] = ("dijet3", "dijet4", "dijet5"),
     threshold: float = 0.05,
+    test: str = "ftest",
 ) -> dict[str, Any]:
-    """Fit every function in ``names`` to the sidebands and choose one by successive F-tests.
+    """Fit every function in ``names`` to the sidebands and choose one by successive tests.
 
-    ``names`` should be nested and ordered by parameter count (the F-test assumes it). Going up
-    the chain, the first function whose F-test against the next valid, more flexible one has
-    p > ``threshold`` is chosen (the last valid one if none). Returns a JSON-able dict with each
-    fit's summary, the F-tests, ``chosen`` and the chosen fit's SR prediction ``b`` +- ``sigma_b``
-    (None where every fit failed).
+    ``names`` should be nested and ordered by parameter count (the tests assume it); functions
+    with the same count (dijet4, ua2) compete by their deviance and only the better one enters
+    the chain. Going up the chain, the first function whose test against the next valid, more
+    flexible one has p > ``threshold`` is chosen (the last valid one if none). ``test`` is
+    "ftest" (Fisher F, robust when the fit quality is poor) or "wilks" (likelihood ratio,
+    chi2(dk)). Returns a JSON-able dict with each fit's summary, the tests, ``chosen`` and the
+    chosen fit's SR prediction ``b`` +- ``sigma_b`` (None where every fit failed).
     """
+    return select_function(edges, counts, sr, names, threshold, test)[0]
+
+
+def select_function(
+    edges: np.ndarray,
+    counts: np.ndarray,
+    sr: tuple[float, float],
+    names: Sequence[str] = ("dijet3", "dijet4", "dijet5"),
+    threshold: float = 0.05,
+    test: str = "ftest",
+) -> tuple[dict[str, Any], FunctionFit | None]:
+    """:func:`fit_family`'s record and the chosen :class:`FunctionFit` (None if all failed)."""
     edges = np.asarray(edges, dtype=float)
     counts = np.asarray(counts, dtype=float)
     if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
@@ -423,8 +473,12 @@ def fit_family(
     if edges[0] <= 0 or edges[-1] >= SQRT_S or not (edges[0] < sr[0] < sr[1] < edges[-1]):
         raise AnomalyHuntError("fit_family: need 0 < edges < sqrt(s) and the SR inside them")
     functions = [get_function(n) for n in names]
-    if any(b.n_par <= a.n_par for a, b in zip(functions, functions[1:], strict=False)):
+    if any(b.n_par < a.n_par for a, b in zip(functions, functions[1:], strict=False)):
         raise AnomalyHuntError("fit_family: names must be ordered by increasing parameter count")
+    if len(set(names)) != len(names):
+        raise AnomalyHuntError("fit_family: a function is listed twice")
+    if test not in ("ftest", "wilks"):
+        raise AnomalyHuntError(f"fit_family: test '{test}' is neither 'ftest' nor 'wilks'")
     _, fit_mask = bin_masks(edges, *sr)
     fits: list[FunctionFit] = []
     for function in functions:
@@ -435,12 +489,18 @@ def fit_family(
             if f.valid and f._theta is not None and _is_nested(f.function, function.name)
         ][:1]
         fits.append(fit_function(function.name, edges, counts, fit_mask, starts=starts))
-    valid = [f for f in fits if f.valid]
+    # one representative per parameter count: the valid fit with the smallest deviance
+    best: dict[int, FunctionFit] = {}
+    for f in fits:
+        if f.valid and (f.n_par not in best or f.chi2 < best[f.n_par].chi2):
+            best[f.n_par] = f
+    valid = [best[k] for k in sorted(best)]
     tests = []
     chosen: FunctionFit | None = None
     for simple, complex_ in zip(valid, valid[1:], strict=False):
-        f_stat, p = f_test(simple, complex_)
-        tests.append({"simple": simple.function, "complex": complex_.function, "F": json_clean(f_stat),
+        f_stat, p = f_test(simple, complex_) if test == "ftest" else wilks_test(simple, complex_)
+        tests.append({"simple": simple.function, "complex": complex_.function, "test": test,
+                      "statistic": json_clean(f_stat), "F": json_clean(f_stat) if test == "ftest" else None,
                       "pvalue": json_clean(p)})
         if chosen is None and not (p <= threshold):  # NaN p counts as "not significant"
             chosen = simple
@@ -449,6 +509,7 @@ def fit_family(
     b, sigma_b = chosen.predict(*sr) if chosen is not None else (float("nan"), float("nan"))
     return {
         "names": list(names),
+        "test": test,
         "threshold": float(threshold),
         "sr": [float(sr[0]), float(sr[1])],
         "chosen": chosen.function if chosen is not None else None,
@@ -457,9 +518,33 @@ def fit_family(
         "b": json_clean(b),
         "sigma_b": json_clean(sigma_b),
         "message": "ok" if chosen is not None else "every fit failed",
-    }
+    }, chosen
 
 
 def _is_nested(lower: str, higher: str) -> bool:
     """Whether ``lower`` is ``higher`` with its last parameters fixed to 0 (padding is exact)."""
     return lower.startswith("dijet") and higher.startswith("dijet")
+
+
+def fit_batch(
+    name: str,
+    edges: np.ndarray,
+    counts: np.ndarray,
+    sr: tuple[float, float],
+    start: Sequence[float],
+    sr_groups: int = 1,
+) -> tuple[np.ndarray, ...]:
+    """:func:`anomalyhunt.stats.fit.fit_sidebands_batch` with family member ``name``.
+
+    Pseudo-experiments must refit with the function the nominal fit chose, or the toys would
+    test a different background model than the data.
+    """
+    from anomalyhunt.stats.fit import fit_sidebands_batch
+
+    function = get_function(name)
+    return fit_sidebands_batch(
+        edges, counts, sr, np.asarray(start, dtype=float),
+        features=lambda mjj: function.features(np.asarray(mjj, dtype=float) / SQRT_S),
+        sr_groups=sr_groups,
+        log_p0_max=_LOG_P0_MAX,
+    )

@@ -2,14 +2,15 @@
 
 The background prediction comes from the sideband fit, so its uncertainty enters as one
 Gaussian-constrained nuisance parameter ("bkg_fit", a ``histosys`` between b - sigma_b and
-b + sigma_b). A multi-bin signal region with one such modifier per eigenvector of the fit
-covariance is a direct extension: more bins in ``data`` and more ``histosys`` modifiers.
+b + sigma_b). :func:`build_multibin_model` splits the SR into mjj bins with one such modifier per
+eigenvector of the fit covariance of their predictions (:func:`eigen_variations`).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pyhf
 
 from anomalyhunt.errors import AnomalyHuntError
@@ -93,3 +94,89 @@ def build_model(b: float, sigma_b: float, s: float = 1.0, n_obs: float | None = 
 def observations(model: pyhf.Model, n_obs: float) -> list[float]:
     """pyhf data for ``model``: the observed count followed by the auxiliary data."""
     return [float(n_obs), *model.config.auxdata]
+
+
+def eigen_variations(cov: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
+    """Independent +1 sigma variations (rows) whose outer products sum to ``cov``.
+
+    Each eigenvector of the fit covariance, scaled by sqrt(eigenvalue), is one uncorrelated
+    nuisance parameter moving every SR bin at once (so the bins stay correlated as in the fit).
+    Directions with eigenvalue below ``rtol`` x the largest are dropped; the sign is fixed so the
+    largest component is positive (reproducible modifier data).
+    """
+    cov = np.asarray(cov, dtype=float)
+    if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or not np.all(np.isfinite(cov)):
+        raise AnomalyHuntError("eigen_variations: need a finite square covariance matrix")
+    cov = 0.5 * (cov + cov.T)
+    lam, vec = np.linalg.eigh(cov)
+    order = np.argsort(lam)[::-1]
+    lam, vec = lam[order], vec[:, order]
+    keep = lam > rtol * max(lam.max(initial=0.0), 0.0)
+    if not keep.any():
+        return np.zeros((0, cov.shape[0]))
+    var = (vec[:, keep] * np.sqrt(lam[keep])).T
+    idx = np.argmax(np.abs(var), axis=1)
+    return var * np.sign(var[np.arange(var.shape[0]), idx])[:, None]
+
+
+def build_multibin_model(
+    b: np.ndarray,
+    variations: np.ndarray,
+    signal: np.ndarray,
+    n_obs: np.ndarray | None = None,
+) -> pyhf.Model:
+    """SR split into bins: ``mu * signal`` on background ``b``, one histosys per variation.
+
+    ``signal`` is the expected signal per bin for mu = 1 (its sum fixes the POI's unit),
+    ``variations`` (n_var, n_bins) the eigen-variations of the sideband fit (see
+    :func:`eigen_variations`), each one Gaussian-constrained nuisance correlated across the bins.
+    With one bin and one variation sigma_b this is :func:`build_model`.
+    """
+    b = np.maximum(np.asarray(b, dtype=float), B_FLOOR)
+    signal = np.asarray(signal, dtype=float)
+    variations = np.atleast_2d(np.asarray(variations, dtype=float)).reshape(-1, b.size)
+    if b.ndim != 1 or signal.shape != b.shape or not np.all(np.isfinite(variations)):
+        raise AnomalyHuntError("multi-bin model: b, signal and variations must match and be finite")
+    if np.any(signal < 0) or signal.sum() <= 0:
+        raise AnomalyHuntError("multi-bin model: the signal shape must be >= 0 and not empty")
+    modifiers = []
+    parameters = []
+    excess = 0.0 if n_obs is None else float(np.max(np.asarray(n_obs, dtype=float) - b))
+    for j, v in enumerate(variations):
+        name = f"{NUISANCE}_{j}"
+        # keep every bin's background positive along this direction on its own
+        with np.errstate(divide="ignore"):
+            lo_a = np.where(v > 0, -b / np.where(v > 0, v, 1.0), -np.inf).max()
+            hi_a = np.where(v < 0, b / np.where(v < 0, -v, 1.0), np.inf).min()
+        big = max(5.0, 1.5 * excess / max(np.abs(v).max(), 1e-12) + 1.0)
+        alpha_lo = max(-big, 0.999 * lo_a)
+        alpha_hi = min(big, 0.999 * hi_a)
+        modifiers.append({
+            "name": name, "type": "histosys",
+            "data": {"hi_data": (b + v).tolist(), "lo_data": np.maximum(b - v, B_FLOOR * 1e-3).tolist()},
+        })
+        parameters.append({"name": name, "bounds": [[float(alpha_lo), float(alpha_hi)]]})
+    total_n = b.sum() if n_obs is None else max(float(np.sum(n_obs)), b.sum())
+    sig_var = float(np.sum(variations, axis=0).sum()) if variations.size else 0.0
+    upper = _poi_upper(float(b.sum()), abs(sig_var), float(signal.sum()), total_n)
+    spec = {
+        "channels": [{
+            "name": "sr",
+            "samples": [
+                {"name": "signal", "data": signal.tolist(),
+                 "modifiers": [{"name": POI, "type": "normfactor", "data": None}]},
+                {"name": "background", "data": b.tolist(), "modifiers": modifiers},
+            ],
+        }],
+        "parameters": [{"name": POI, "bounds": [[0.0, upper]], "inits": [1.0]}, *parameters],
+    }
+    return pyhf.Model(
+        spec,
+        poi_name=POI,
+        modifier_settings={"histosys": {"interpcode": "code0"}, "normsys": {"interpcode": "code4"}},
+    )
+
+
+def multibin_observations(model: pyhf.Model, n_obs: np.ndarray) -> list[float]:
+    """pyhf data for a multi-bin model: the observed counts followed by the auxiliary data."""
+    return [*(float(v) for v in n_obs), *model.config.auxdata]
