@@ -215,6 +215,18 @@ def _newton_poisson(
     return x, f
 
 
+def _multi_inputs(
+    n_obs: np.ndarray, b: np.ndarray, variations: np.ndarray, signal: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(T, G) counts and floored background, (T, V, G) variations, (T, G) unit-sum signal shape."""
+    n = np.atleast_2d(np.asarray(n_obs, dtype=float))
+    b = np.maximum(np.atleast_2d(np.asarray(b, dtype=float)), B_FLOOR)
+    t, g = n.shape
+    var = np.asarray(variations, dtype=float).reshape(t, -1, g)
+    s = np.broadcast_to(np.asarray(signal, dtype=float), (t, g))
+    return n, b, var, s / s.sum(axis=1, keepdims=True)
+
+
 def z_fast_multi(
     n_obs: np.ndarray, b: np.ndarray, variations: np.ndarray, signal: np.ndarray
 ) -> np.ndarray:
@@ -226,13 +238,8 @@ def z_fast_multi(
     steps, no fit library. q0 = 0 where the best-fit signal is not positive. Agrees with
     :func:`discovery_multi` (tested); for one bin it is :func:`z_fast`.
     """
-    n = np.atleast_2d(np.asarray(n_obs, dtype=float))
-    b = np.maximum(np.atleast_2d(np.asarray(b, dtype=float)), B_FLOOR)
-    t, g = n.shape
-    var = np.asarray(variations, dtype=float).reshape(t, -1, g)
-    s = np.broadcast_to(np.asarray(signal, dtype=float), (t, g))
-    s = s / s.sum(axis=1, keepdims=True)
-    n_var = var.shape[1]
+    n, b, var, s = _multi_inputs(n_obs, b, variations, signal)
+    t, n_var = var.shape[:2]
     # conditional fit (mu = 0): nuisances only
     x0, f0 = _newton_poisson(n, b, var, np.ones(n_var, bool), np.zeros((t, n_var)))
     # free fit: start at mu = total excess with the conditional nuisances
@@ -329,13 +336,8 @@ def fit_signal_multi(
     Same inputs and likelihood as :func:`z_fast_multi`; used to check that an injected bump is
     recovered without bias and with the quoted uncertainty (pulls).
     """
-    n = np.atleast_2d(np.asarray(n_obs, dtype=float))
-    b = np.maximum(np.atleast_2d(np.asarray(b, dtype=float)), B_FLOOR)
-    t, g = n.shape
-    var = np.asarray(variations, dtype=float).reshape(t, -1, g)
-    s = np.broadcast_to(np.asarray(signal, dtype=float), (t, g))
-    s = s / s.sum(axis=1, keepdims=True)
-    n_var = var.shape[1]
+    n, b, var, s = _multi_inputs(n_obs, b, variations, signal)
+    t, n_var = var.shape[:2]
     design = np.concatenate([s[:, None, :], var], axis=1)
     pen = np.r_[False, np.ones(n_var, bool)]
     start = np.zeros((t, n_var + 1))
