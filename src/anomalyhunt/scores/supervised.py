@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 #: mX and mY (TeV) whose combinations make the default supervised signal cocktail.
 DEFAULT_MX: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7)
 DEFAULT_MY: tuple[float, ...] = (0.1, 0.3)
-#: Below this fraction of W' events in the SR, the supervised cocktail takes signal at any mjj.
+#: Below this fraction of W' events in the SR, the supervised cocktail moves the W' to the SR centre.
 MIN_SIGNAL_ACCEPTANCE = 0.01
 
 R = TypeVar("R", bound="ReferenceScorer")
@@ -134,30 +134,49 @@ class Simulation:
             lambda size, seed: toy.generate(size, 0, seed, mjj_correlation=self.mjj_correlation),
         )  # fmt: skip
 
+    def _signal_key(self, mx: float, my: float, mjj: float) -> tuple:
+        key: tuple = ("signal", round(mx, 6), round(my, 6))
+        return key if mjj == self.mjj_signal else (*key, round(mjj, 6))
+
     def signal(
-        self, n: int, mx: float, my: float, region: int | None = SIGNAL_REGION
+        self,
+        n: int,
+        mx: float,
+        my: float,
+        region: int | None = SIGNAL_REGION,
+        mjj: float | None = None,
     ) -> WindowData:
-        """The first ``n`` simulated W' -> X(mx) Y(my) events in ``region`` (SR by default)."""
+        """The first ``n`` simulated W'(mjj) -> X(mx) Y(my) events in ``region`` (SR by default).
+
+        ``mjj`` is the W' mass (default: the injected signal's).
+        """
         from anomalyhunt.data import toy
 
-        if not kinematically_allowed(mx, my, self.mjj_signal):
+        mjj = self.mjj_signal if mjj is None else float(mjj)
+        if not kinematically_allowed(mx, my, mjj):
             raise AnomalyHuntError(
                 f"simulation: signal point mx={mx}, my={my} TeV is not allowed for a W' of "
-                f"{self.mjj_signal} TeV (mx + my must be below a quarter of it)"
+                f"{mjj} TeV (mx + my must be below a quarter of it)"
             )
         return self._draw(
-            ("signal", round(mx, 6), round(my, 6)), n, region,
+            self._signal_key(mx, my, mjj), n, region,
             lambda size, seed: toy.generate(
-                0, size, seed, mjj_correlation=self.mjj_correlation,
-                mjj_signal=self.mjj_signal, mx=mx, my=my,
+                0, size, seed, mjj_correlation=self.mjj_correlation, mjj_signal=mjj, mx=mx, my=my,
             ),
         )  # fmt: skip
 
     def signal_acceptance(self, mx: float, my: float) -> float:
         """Fraction of the W' -> X Y events (one generated chunk) that fall in the window's SR."""
-        self.signal(1, mx, my, region=None)
-        whole = self._streams[("signal", round(mx, 6), round(my, 6), None)][0]
-        return float((whole.region == SIGNAL_REGION).sum()) / self.signal_chunk
+        from anomalyhunt.data import toy
+        from anomalyhunt.data.features import compute_features
+
+        seed = derive_seed(self.seed, *self._signal_key(mx, my, self.mjj_signal), 0)
+        events = toy.generate(
+            0, self.signal_chunk, seed, mjj_correlation=self.mjj_correlation,
+            mjj_signal=self.mjj_signal, mx=mx, my=my,
+        )  # fmt: skip
+        mjj = compute_features(events, source="simulation")["mjj"].to_numpy()
+        return float((self.window.region_of(mjj) == SIGNAL_REGION).sum()) / self.signal_chunk
 
     def memo(self, key: str, make: Callable[[], Any]) -> Any:
         """``make()`` once per key for this simulation; later calls return the stored result."""
@@ -279,7 +298,7 @@ class Supervised(ReferenceScorer):
     point), ``signals`` (list of [mx, my] in TeV; null = the grid :data:`DEFAULT_MX` x
     :data:`DEFAULT_MY` where kinematically allowed, plus the injected point) and
     ``leave_out_injected`` (drop the injected (mx, my) from the cocktail: the price of guessing the
-    signal wrong). If the W' hardly reaches this window's SR, signal events at any mjj are used.
+    signal wrong). If the W' hardly reaches this window's SR, the cocktail uses a W' at the SR centre.
 
     The model never sees the window's data, so it depends on the simulation alone: it is trained
     once per :class:`Simulation` (seed derived from the simulation's) and every fold reuses it.
@@ -321,14 +340,24 @@ class Supervised(ReferenceScorer):
         bkg = sim.background(n_bkg)
         signals = []
         for mx, my in self.cocktail():
-            region: int | None = SIGNAL_REGION
+            mass = sim.mjj_signal
             if sim.signal_acceptance(mx, my) < MIN_SIGNAL_ACCEPTANCE:
-                log.warning(
-                    "supervised: the W' (%.2f TeV) barely reaches the SR of %s; using signal "
-                    "events (mx=%.2f, my=%.2f) at any mjj", sim.mjj_signal, sim.window.id, mx, my,
+                # a search for a resonance in this window: the hypothesis is a W' at its centre
+                mass = sim.window.centre
+                if not kinematically_allowed(mx, my, mass):
+                    log.warning("supervised: (mx=%.2f, my=%.2f) not allowed for a W' of %.2f TeV; "
+                                "left out in %s", mx, my, mass, sim.window.id)  # fmt: skip
+                    continue
+                log.info(
+                    "supervised: the W' (%.2f TeV) barely reaches the SR of %s; the cocktail point "
+                    "(mx=%.2f, my=%.2f) uses a W' at the SR centre, %.2f TeV",
+                    sim.mjj_signal, sim.window.id, mx, my, mass,
                 )  # fmt: skip
-                region = None
-            signals.append(sim.signal(n_sig, mx, my, region=region).X)
+            signals.append(sim.signal(n_sig, mx, my, mjj=mass).X)
+        if not signals:
+            raise AnomalyHuntError(
+                f"supervised: no cocktail point is allowed in {sim.window.id}; set scores.supervised.signals"
+            )
         X = np.concatenate([bkg.X, *signals])
         y = np.r_[np.zeros(len(bkg)), np.ones(len(X) - len(bkg))].astype(np.int64)
         seed = derive_seed(sim.seed, "supervised", self.classifier)
