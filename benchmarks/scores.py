@@ -59,6 +59,7 @@ def one_seed(seed: int, args: argparse.Namespace, methods: list[str]) -> dict[st
     }
     if args.fast:
         overrides["scores"] = {m: FAST[m] for m in methods if m in FAST}
+    overrides = cfgmod.merge(overrides, cfgmod.parse_assignments(args.set))
     config = cfgmod.validate(overrides, source="benchmark")
     tc = config["data"]["toy"]
     events = toy.generate(
@@ -136,6 +137,8 @@ def main() -> None:
     p.add_argument("--mjj-correlation", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--fast", action="store_true", help="smaller models: a smoke test")
+    p.add_argument("--set", action="append", default=[],
+                   help="extra config, e.g. scores.cathode.flow.margin=0.001")  # fmt: skip
     p.add_argument("--out", type=Path, help="also write the per-seed results here (JSON)")
     p.add_argument("--merge", type=Path, nargs="+", help="print one table from earlier --out files")
     args = p.parse_args()

@@ -20,19 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from anomalyhunt.config import parse_assignments
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _nested(assignments: list[str]) -> dict:
-    out: dict = {}
-    for item in assignments:
-        key, _, value = item.partition("=")
-        node = out
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
-    return out
 
 
 def run_search(seed: int, inject: int, extra: dict, cores: int, tag: str = "") -> tuple[dict, float]:
@@ -62,7 +52,7 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], help="extra config, e.g. summary.toys=2000")
     p.add_argument("--tag", default="", help="suffix of the run names, to keep runs of other settings apart")
     args = p.parse_args()
-    extra = _nested(args.set)
+    extra = parse_assignments(args.set)
     print("| seed | injected | best: method, window (SR, TeV) | cut (keep) | Z local | Z local, no cut, same window "
           "| Z global (toys) | Z global (Gross-Vitells) | per method: Z local max / Z global (toys) | wall time |")
     print("|---|---|---|---|---|---|---|---|---|---|")

@@ -130,8 +130,10 @@ def test_multibin_sr_and_xsec_limits():
     eff = four["signal_efficiency"]
     assert 0.8 < eff <= 1.0  # the test's signal scores sit above every background score
     assert xs["sigma_acc_fb"]["observed"] == pytest.approx(xs["sigma_eff_acc_fb"]["observed"] / eff)
+    three, = bumphunt.hunt(scores, WINDOW, [0.01], 0.05, bumphunt.HuntOptions(sr_bins=3))
+    assert three["sr_model"]["bins"] == 3 and three["z"] > 5  # uneven split: 3 + 3 + 2 fit bins
     with pytest.raises(AnomalyHuntError, match="sr_bins"):
-        bumphunt.hunt(scores, WINDOW, [0.01], 0.05, bumphunt.HuntOptions(sr_bins=3))
+        bumphunt.hunt(scores, WINDOW, [0.01], 0.05, bumphunt.HuntOptions(sr_bins=99))
 
 
 def test_spurious_signal_flags_a_mismatched_function():

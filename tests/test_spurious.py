@@ -64,3 +64,23 @@ def test_failed_fit_gives_no_flag() -> None:
     assert res["flag"] is None and res["ratio"] is None and not res["asimov"]["valid"]
     with pytest.raises(AnomalyHuntError):
         spurious_signal(EDGES, np.ones(3), SR)
+
+
+def test_truth_fit_falls_back_to_a_nested_function() -> None:
+    """A truth function that cannot be fitted gives way to the most flexible one that can."""
+    from anomalyhunt.stats.fit import bin_masks
+    from anomalyhunt.stats.functions import fit_function, fit_with_fallback
+
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(truth_counts("dijet4", np.array([1.0, 10.0, 5.0, 0.3]), EDGES, 1e5))
+    counts = counts.astype(float)
+    _, fit_mask = bin_masks(EDGES, *SR)
+    full = fit_with_fallback("dijet5", EDGES, counts, fit_mask)
+    assert full is not None and full.function == "dijet5" and full.valid
+    assert full.chi2 <= fit_function("dijet4", EDGES, counts, fit_mask).chi2 + 1e-6
+    # five sideband bins: too few for dijet5 (5 parameters), enough for dijet4
+    few = np.zeros_like(fit_mask)
+    few[np.flatnonzero(fit_mask)[::3][:5]] = True
+    assert not fit_function("dijet5", EDGES, counts, few).valid
+    fallback = fit_with_fallback("dijet5", EDGES, counts, few)
+    assert fallback is not None and fallback.function == "dijet4" and fallback.valid

@@ -68,10 +68,10 @@ class HuntOptions:
     functions: tuple[str, ...] = ("dijet4",)
     selection: str = "ftest"
     selection_threshold: float = 0.05
-    sr_bins: int = 1
+    sr_bins: int = 4
     resolution: float = 0.05
     template: str = "gaussian"
-    spurious: bool = False
+    spurious: bool = True
     spurious_threshold: float = 0.5
     spurious_truth: str = "dijet5"
     luminosity_fb: float = 100.0
@@ -141,15 +141,18 @@ def fit_background(
 
 
 def sr_groups(edges: np.ndarray, sr: tuple[float, float], n_groups: int) -> list[np.ndarray]:
-    """Masks over the fit bins of the ``n_groups`` equal mjj bins the SR is split into."""
+    """Masks over the fit bins of the ``n_groups`` mjj bins the SR is split into.
+
+    Contiguous runs of fit bins, as equal as the fit binning allows (the toys split the same way).
+    """
     inside, _ = fitmod.bin_masks(edges, *sr)
     rows = np.flatnonzero(inside)
-    if n_groups < 1 or rows.size % n_groups:
+    if n_groups < 1 or n_groups > rows.size:
         raise AnomalyHuntError(
-            f"bumphunt.sr_bins = {n_groups} does not divide the {rows.size} fit bins of the SR "
-            f"{sr[0]}-{sr[1]} TeV into equal bins")
+            f"bumphunt.sr_bins = {n_groups}: the SR {sr[0]}-{sr[1]} TeV holds {rows.size} fit bins "
+            f"of bumphunt.bin_width, so it can be split into 1 to {rows.size} bins")
     masks = []
-    for part in np.split(rows, n_groups):
+    for part in np.array_split(rows, n_groups):
         m = np.zeros(edges.size - 1, dtype=bool)
         m[part] = True
         masks.append(m)
@@ -196,12 +199,13 @@ def xsec_limits(limit: dict[str, Any] | None, signal_eff: float | None, lumi_fb:
 
 def hunt_cut(
     scores: pd.DataFrame, window: Window, edges: np.ndarray, efficiency: float,
-    options: HuntOptions | None = None, spurious_truth: np.ndarray | None = None,
+    options: HuntOptions | None = None, spurious_truth: tuple[np.ndarray, str] | None = None,
 ) -> dict[str, Any]:
     """The whole bump hunt at one cut: histogram, sideband fit, pyhf discovery test and limit.
 
-    ``spurious_truth`` (expected background shape over the window's bins, any normalisation) runs
-    the spurious-signal test of the chosen function when the options enable it.
+    ``spurious_truth`` (expected background shape over the window's bins, any normalisation, and
+    the function that made it; see :func:`spurious_truth_shape`) runs the spurious-signal test of
+    the chosen function when the options enable it.
     """
     opts = options or HuntOptions()
     keep, thresholds = cut_mask(scores, efficiency)
@@ -275,23 +279,35 @@ def hunt_cut(
     return out
 
 
-def spurious_truth_shape(scores: pd.DataFrame, window: Window, edges: np.ndarray, opts: HuntOptions) -> np.ndarray | None:
+def spurious_truth_shape(
+    scores: pd.DataFrame, window: Window, edges: np.ndarray, opts: HuntOptions
+) -> tuple[np.ndarray, str] | None:
     """Smooth background truth of the window: ``opts.spurious_truth`` fitted to the uncut sidebands.
 
-    The uncut spectrum has the most events, so its fit is the best-known smooth shape; None when
-    that fit fails (the test is then reported as not run).
+    The uncut spectrum has the most events, so its fit is the best-known smooth shape. A truth
+    function that fails (dijet5 on a steep, sparse high-mass spectrum) falls back to the most
+    flexible nested function that fits; the returned name says which. None when all fail (the
+    test is then reported as not run).
     """
     counts, _ = np.histogram(scores["mjj"].to_numpy(), bins=edges)
     _, fit_mask = fitmod.bin_masks(edges, *window.sr)
-    fit = functions.fit_function(opts.spurious_truth, edges, counts.astype(float), fit_mask)
-    return fit.expected if fit.valid else None
+    fit = functions.fit_with_fallback(opts.spurious_truth, edges, counts.astype(float), fit_mask)
+    if fit is None:
+        return None
+    if fit.function != opts.spurious_truth:
+        log.info(
+            "window %s: spurious-signal truth %s failed; using %s",
+            window.id, opts.spurious_truth, fit.function,
+        )  # fmt: skip
+    return fit.expected, fit.function
 
 
 def spurious_check(
-    edges: np.ndarray, counts: np.ndarray, window: Window, truth_shape: np.ndarray, function: str,
-    opts: HuntOptions,
+    edges: np.ndarray, counts: np.ndarray, window: Window, truth: tuple[np.ndarray, str],
+    function: str, opts: HuntOptions,
 ) -> dict[str, Any]:
     """Spurious-signal test of ``function`` at this cut's statistics (truth scaled to its sidebands)."""
+    truth_shape, truth_function = truth
     _, fit_mask = fitmod.bin_masks(edges, *window.sr)
     norm = truth_shape[fit_mask].sum()
     if not norm > 0 or counts[fit_mask].sum() <= 0:
@@ -299,7 +315,7 @@ def spurious_check(
     truth = truth_shape * counts[fit_mask].sum() / norm
     res = spurious.spurious_signal(edges, truth, window.sr, function=function, resolution=opts.resolution,
                                    threshold=opts.spurious_threshold)
-    res["truth_function"] = opts.spurious_truth
+    res["truth_function"] = truth_function
     return res
 
 

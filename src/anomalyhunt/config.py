@@ -88,6 +88,26 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[x, y]"]`` -> ``{"a": {"b": 1}, "c": ["x", "y"]}`` (values read as YAML).
+
+    The command-line form of a config override, as in Snakemake's ``--config``.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise AnomalyHuntError(f"'{item}': expected key.path=value")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise AnomalyHuntError(f"'{item}': {part} is set to a value and a mapping")
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
 def derive_seed(seed: int, *labels: object) -> int:
     """A stable 32-bit seed for one random step, so runs are reproducible and steps independent."""
     text = "/".join([str(seed), *map(str, labels)])

@@ -521,6 +521,34 @@ def select_function(
     }, chosen
 
 
+def fit_with_fallback(
+    name: str, edges: np.ndarray, counts: np.ndarray, fit_mask: np.ndarray
+) -> FunctionFit | None:
+    """Fit ``name``, climbing its nested chain (dijet3 -> dijet4 -> ...) for starting points.
+
+    Each lower-order solution, padded with zeros, seeds the next order, which rescues flexible
+    functions whose log-linear start fails on steep, sparse spectra. If ``name`` still fails, the
+    most flexible valid lower-order fit is returned (its ``function`` says which); None if all
+    fail. Used where a smooth shape is needed and a slightly less flexible one beats none.
+    """
+    target = get_function(name)
+    chain = [
+        f
+        for f in sorted(FUNCTIONS.values(), key=lambda f: f.n_par)
+        if f.n_par < target.n_par and _is_nested(f.name, name)
+    ] + [target]
+    fits: list[FunctionFit] = []
+    for function in chain:
+        starts = [
+            np.concatenate([f._theta, np.zeros(function.n_par - f.n_par)])
+            for f in reversed(fits)
+            if f.valid and f._theta is not None
+        ][:1]
+        fits.append(fit_function(function.name, edges, counts, fit_mask, starts=starts))
+    valid = [f for f in fits if f.valid]
+    return valid[-1] if valid else None
+
+
 def _is_nested(lower: str, higher: str) -> bool:
     """Whether ``lower`` is ``higher`` with its last parameters fixed to 0 (padding is exact)."""
     return lower.startswith("dijet") and higher.startswith("dijet")
