@@ -100,3 +100,38 @@ def test_forcerun_bumphunt_keeps_the_trained_scores(tiny_run):
     for w in WINDOW_IDS:
         assert (windows / w / "cwola" / "scores.parquet").stat().st_mtime_ns == scores[w], w
         assert (windows / w / "cwola" / "fit.json").stat().st_mtime_ns > fits[w], w
+
+
+def test_the_laptop_profile_is_found_and_an_interrupted_run_resumes(tiny_run):
+    """Ctrl-C in the middle of a job, then the same command again: it reruns that job.
+
+    Without the default profile's rerun-incomplete Snakemake would refuse to start (incomplete
+    files); the profile must be found from the Snakefile, as for `snakemake --cores all`.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_workflow import REPO
+
+    target = RUN / "windows" / "w01" / "cwola" / "scores.parquet"
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tiny_run),
+           "--configfile", str(tiny_run / "config.yaml"), "--cores", "1", "--forcerun", "scores",
+           str(target)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    marker = tiny_run / RUN / "windows" / "w01" / "cwola" / "models"
+    deadline = time.monotonic() + 120
+    log = tiny_run / RUN / "logs" / "scores" / "w01_cwola.log"
+    started = log.stat().st_mtime if log.exists() else 0.0
+    while time.monotonic() < deadline:  # interrupt once the job is running
+        if log.exists() and log.stat().st_mtime > started:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert "Using workflow specific profile" in out, out[-3000:]
+    assert marker.exists()
+    jobs, text = dry_run(tiny_run, str(target))
+    assert jobs.get("scores") == 1, text[-3000:]
+    assert "IncompleteFilesException" not in text
