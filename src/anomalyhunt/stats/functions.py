@@ -482,12 +482,7 @@ def select_function(
     _, fit_mask = bin_masks(edges, *sr)
     fits: list[FunctionFit] = []
     for function in functions:
-        # a lower-order solution padded with zeros is a good second start for the next order
-        starts = [
-            np.concatenate([f._theta, np.zeros(function.n_par - f.n_par)])
-            for f in reversed(fits)
-            if f.valid and f._theta is not None and _is_nested(f.function, function.name)
-        ][:1]
+        starts = _padded_starts(fits, function)
         fits.append(fit_function(function.name, edges, counts, fit_mask, starts=starts))
     # one representative per parameter count: the valid fit with the smallest deviance
     best: dict[int, FunctionFit] = {}
@@ -539,14 +534,19 @@ def fit_with_fallback(
     ] + [target]
     fits: list[FunctionFit] = []
     for function in chain:
-        starts = [
-            np.concatenate([f._theta, np.zeros(function.n_par - f.n_par)])
-            for f in reversed(fits)
-            if f.valid and f._theta is not None
-        ][:1]
+        starts = _padded_starts(fits, function)
         fits.append(fit_function(function.name, edges, counts, fit_mask, starts=starts))
     valid = [f for f in fits if f.valid]
     return valid[-1] if valid else None
+
+
+def _padded_starts(fits: Sequence[FunctionFit], function: BackgroundFunction) -> list[np.ndarray]:
+    """The latest valid nested lower-order solution padded with zeros: a good start one order up."""
+    return [
+        np.concatenate([f._theta, np.zeros(function.n_par - f.n_par)])
+        for f in reversed(fits)
+        if f.valid and f._theta is not None and _is_nested(f.function, function.name)
+    ][:1]
 
 
 def _is_nested(lower: str, higher: str) -> bool:
