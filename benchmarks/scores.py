@@ -97,6 +97,21 @@ def one_seed(seed: int, args: argparse.Namespace, methods: list[str]) -> dict[st
     return out
 
 
+def merge_runs(runs: list[dict[str, Any]]) -> tuple[list[dict[str, dict[str, Any]]], list[str]]:
+    """Per-seed results of several --out files; for a seed and method run twice, the later file wins.
+
+    Lets a table combine runs of different methods and seeds, and replace a method's numbers after
+    its defaults changed, without rerunning the others.
+    """
+    by_seed: dict[int, dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        first = int(run["args"]["first_seed"])
+        for i, result in enumerate(run["results"]):
+            by_seed.setdefault(first + i, {}).update(result)
+    methods = list(dict.fromkeys(m for run in runs for m in run["methods"]))
+    return [by_seed[s] for s in sorted(by_seed)], methods
+
+
 def markdown(results: list[dict[str, dict[str, Any]]], methods: list[str]) -> str:
     """One row per method: max SIC median [min, max], AUC median, seconds per window median.
 
@@ -106,10 +121,10 @@ def markdown(results: list[dict[str, dict[str, Any]]], methods: list[str]) -> st
     rows = ["| method | max SIC median [min, max] | AUC median | CPU s/window | wall s/window | seeds ok |",
             "|---|---|---|---|---|---|"]  # fmt: skip
     for method in methods:
-        ok = [r[method] for r in results if "error" not in r[method]]
+        ran = [r[method] for r in results if method in r]  # merged files: not every seed has every method
+        ok = [r for r in ran if "error" not in r]
         if not ok:
-            err = next(r[method]["error"] for r in results)
-            rows.append(f"| {method} | failed: {err[:80]} | | | 0/{len(results)} |")
+            rows.append(f"| {method} | failed: {ran[0]['error'][:80]} | | | | 0/{len(ran)} |")
             continue
         sic = np.array([r["max_sic"] for r in ok])
         aucs = np.array([r["auc"] for r in ok])
@@ -118,7 +133,7 @@ def markdown(results: list[dict[str, dict[str, Any]]], methods: list[str]) -> st
         rows.append(
             f"| {method} | {np.median(sic):.2f} [{sic.min():.2f}, {sic.max():.2f}] | "
             f"{np.median(aucs):.3f} | {np.median(cpus):.0f} | {np.median(secs):.0f} | "
-            f"{len(ok)}/{len(results)} |"
+            f"{len(ok)}/{len(ran)} |"
         )
     return "\n".join(rows)
 
@@ -144,13 +159,7 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.merge:
-        runs = [json.loads(f.read_text()) for f in args.merge]
-        results = [r for run in runs for r in run["results"]]
-        methods = list(dict.fromkeys(m for run in runs for m in run["methods"]))
-        for m in methods:  # a method missing from some files: mark those seeds as not run
-            for r in results:
-                r.setdefault(m, {"error": "not run"})
-        print(markdown(results, methods))
+        print(markdown(*merge_runs([json.loads(f.read_text()) for f in args.merge])))
         return
     methods = args.methods or available()
     print(f"toy: {args.n_background} background, {args.n_inject} signal injected, "
