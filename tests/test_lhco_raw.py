@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +16,7 @@ import pytest
 
 pytest.importorskip("fastjet")
 
-from anomalyhunt.data import jets, lhco_raw  # noqa: E402
+from anomalyhunt.data import jets, lhco, lhco_raw  # noqa: E402
 from anomalyhunt.data.__main__ import main  # noqa: E402
 from anomalyhunt.data.features import LHCO_COLUMNS  # noqa: E402
 from anomalyhunt.errors import AnomalyHuntError  # noqa: E402
@@ -168,3 +172,68 @@ def test_resolve_and_download_without_md5(
     finally:
         srv.httpd.shutdown()
         srv.httpd.server_close()
+
+
+@contextmanager
+def _serving(payload: bytes) -> Iterator[_Server]:
+    srv = _Server(payload)
+    thread = threading.Thread(target=srv.httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.httpd.shutdown()
+        srv.httpd.server_close()
+
+
+def _record(filename: str, md5: str, layout: str) -> bytes:
+    """A Zenodo record's JSON in the legacy (files list) or InvenioRDM (files.entries) layout."""
+    entry = {"key": filename, "size": 1, "checksum": f"md5:{md5}"}
+    other = {"key": "README.txt", "size": 1, "checksum": "md5:" + "0" * 32}
+    if layout == "legacy":
+        files: object = [other, entry]
+    else:
+        files = {"enabled": True, "entries": {other["key"]: other, filename: entry}}
+    return json.dumps({"id": 4536624, "files": files}).encode()
+
+
+@pytest.mark.parametrize("layout", ["legacy", "rdm"])
+def test_zenodo_md5_reads_both_record_layouts(layout: str) -> None:
+    good = hashlib.md5(b"x").hexdigest()
+    with _serving(_record("events_LHCO2020_BlackBox1.h5", good, layout)) as api:
+        url = api.url.split("?")[0]
+        assert lhco.zenodo_md5(url, "events_LHCO2020_BlackBox1.h5") == good
+        with pytest.raises(AnomalyHuntError, match="lists no file events_LHCO2020_BlackBox2.h5"):
+            lhco.zenodo_md5(url, "events_LHCO2020_BlackBox2.h5")
+    with _serving(b"<html>not json</html>") as api, pytest.raises(
+        AnomalyHuntError, match="could not read the Zenodo record"
+    ):
+        lhco.zenodo_md5(api.url, "events_LHCO2020_BlackBox1.h5")
+
+
+def test_download_checks_the_md5_of_the_zenodo_record(
+    raw_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The record's md5 is used: the right one lets the file in, a wrong one keeps it out."""
+    payload = raw_file.read_bytes()
+    name = lhco_raw.RAW_FILES["rnd"].filename
+    assert lhco_raw.resolve({"kind": "rnd"})["record_url"] == "https://zenodo.org/api/records/4536377"
+    good = hashlib.md5(payload).hexdigest()
+    for md5, ok in ((good, True), ("f" * 32, False)):
+        out = tmp_path / f"got_{ok}.h5"
+        with _serving(payload) as files, _serving(_record(name, md5, "rdm")) as api:
+            cfg = tmp_path / "c.yaml"
+            cfg.write_text(
+                f"data:\n  source: lhco_raw\n  lhco_raw: {{url: '{files.url}', record_url: '{api.url}'}}\n"
+            )
+            caplog.clear()
+            with caplog.at_level(logging.INFO):
+                if ok:
+                    main(["download", "--config", str(cfg), "--out", str(out)])
+                    assert out.read_bytes() == payload
+                    assert f"from the Zenodo record {api.url}: {good}" in caplog.text
+                    assert "no md5 known" not in caplog.text
+                else:
+                    with pytest.raises(AnomalyHuntError, match=f"expected {md5}"):
+                        main(["download", "--config", str(cfg), "--out", str(out)])
+                    assert not out.exists() and not out.with_name(out.name + ".part").exists()

@@ -70,10 +70,17 @@ def download_file(config: dict[str, Any], out: str) -> None:
         spec = lhco_raw.resolve(config["data"]["lhco_raw"])
     else:
         raise AnomalyHuntError(f"download: data.source is '{source}'; only lhco and lhco_raw download")
-    if spec["md5"] is None:
+    md5 = spec["md5"]
+    if md5 is None and spec.get("record_url"):
+        try:
+            md5 = lhco.zenodo_md5(spec["record_url"], spec["filename"])
+            log.info("md5 of %s from the Zenodo record %s: %s", spec["filename"], spec["record_url"], md5)
+        except AnomalyHuntError as exc:
+            log.warning("%s", exc)
+    if md5 is None:
         log.warning("no md5 known for %s: the download is checked for completeness only; set "
-                    "data.%s.md5 to verify it", spec["url"], source)  # fmt: skip
-    lhco.download(spec["url"], out, spec["md5"])
+                    "data.%s.md5 (or record_url) to verify it", spec["url"], source)  # fmt: skip
+    lhco.download(spec["url"], out, md5)
 
 
 def make_raw_chunk(config: dict[str, Any], path: str, chunk: int, out: str,

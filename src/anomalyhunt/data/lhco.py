@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import logging
 import os
 import sys
@@ -141,6 +142,39 @@ def download(
     os.replace(part, dest)
     log.info("downloaded %s (%d bytes)", dest, dest.stat().st_size)
     return dest
+
+
+def zenodo_md5(record_url: str, filename: str, timeout: float = 20) -> str:
+    """The md5 a Zenodo record lists for ``filename``, read from the record's REST API.
+
+    The particle-level files ship no checksum of their own; the record's metadata
+    (``https://zenodo.org/api/records/<id>``) holds one per file as ``"checksum": "md5:..."``.
+    Both the legacy layout (``files`` a list) and InvenioRDM's (``files.entries``) are read.
+    """
+    request = urllib.request.Request(
+        record_url, headers={"User-Agent": "anomalyhunt", "Accept": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            record = json.loads(response.read())
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise AnomalyHuntError(f"could not read the Zenodo record {record_url} ({reason})") from exc
+    files = record.get("files") if isinstance(record, dict) else None
+    if isinstance(files, dict):
+        files = files.get("entries", files)
+    if isinstance(files, dict):
+        files = list(files.values())
+    for entry in files if isinstance(files, list) else []:
+        if isinstance(entry, dict) and filename in (entry.get("key"), entry.get("filename")):
+            checksum = str(entry.get("checksum", ""))
+            md5 = checksum.removeprefix("md5:")
+            if not checksum.startswith("md5:") or len(md5) != 32:
+                raise AnomalyHuntError(
+                    f"the Zenodo record {record_url} gives {filename} no md5 (checksum {checksum!r})"
+                )
+            return md5.lower()
+    raise AnomalyHuntError(f"the Zenodo record {record_url} lists no file {filename}")
 
 
 def read_features_h5(path: str | os.PathLike) -> pd.DataFrame:

@@ -35,11 +35,12 @@ N_PARTICLES = 700
 N_PARTICLE_COLUMNS = 3 * N_PARTICLES
 
 _ZENODO = "https://zenodo.org/records/{record}/files/{name}?download=1"
+_ZENODO_API = "https://zenodo.org/api/records/{record}"
 
 
 @dataclass(frozen=True)
 class RawFile:
-    """One published particle-level file. ``md5`` is None where no checksum could be verified."""
+    """One published particle-level file. ``md5`` None: take it from the Zenodo record at download."""
 
     filename: str
     record: int
@@ -51,10 +52,15 @@ class RawFile:
     def url(self) -> str:
         return _ZENODO.format(record=self.record, name=self.filename)
 
+    @property
+    def record_url(self) -> str:
+        """The record's REST API, which lists every file's md5."""
+        return _ZENODO_API.format(record=self.record)
 
-#: The published particle-level files. Their md5 checksums are listed on the Zenodo record pages
-#: but could not be checked from here, so none is stored: a download is then checked only for
-#: completeness (size), with a warning; set data.lhco_raw.md5 to have it verified.
+
+#: The published particle-level files. No md5 is stored here (none could be read where this was
+#: written): the download reads each file's md5 from its Zenodo record's API and checks it; where
+#: the record cannot be read, the file is checked for completeness only, with a warning.
 RAW_FILES: dict[str, RawFile] = {
     "rnd": RawFile("events_anomalydetection_v2.h5", 4536377, 1_100_000, True),
     "background": RawFile("events_LHCO2020_backgroundMC_Pythia.h5", 4536624, 1_000_000, False),
@@ -65,11 +71,18 @@ RAW_FILES: dict[str, RawFile] = {
 
 
 def resolve(raw_config: dict[str, Any]) -> dict[str, Any]:
-    """url, md5, path and n_events of ``data.lhco_raw``, with the kind's published values as defaults."""
+    """url, md5, path and n_events of ``data.lhco_raw``, with the kind's published values as defaults.
+
+    ``record_url`` (where the md5 is looked up when none is given) defaults to the kind's Zenodo
+    record only while the file comes from Zenodo too: a mirror's copy need not be the same file.
+    """
     spec = RAW_FILES[raw_config["kind"]]
+    record_url = raw_config.get("record_url") or (None if raw_config.get("url") else spec.record_url)
     return {
         "kind": raw_config["kind"],
+        "filename": spec.filename,
         "url": raw_config.get("url") or spec.url,
+        "record_url": record_url,
         "md5": raw_config.get("md5") or spec.md5,
         "path": raw_config.get("path") or f"resources/lhco/{spec.filename}",
         "n_events": raw_config.get("n_events") or spec.n_events,
