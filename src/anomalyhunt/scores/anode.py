@@ -2,9 +2,17 @@
 
 Anomaly detection with density estimation: a conditional flow p_bkg(x | m) trained on the
 sidebands is interpolated into the signal region, a second flow p_data(x | m) is trained on the
-signal-region events themselves, and the score is the log density ratio
-log p_data(x | m) - log p_bkg(x | m), evaluated at each event's own mjj. Where the SR holds a
+signal-region events themselves, and the score is their log density ratio. Where the SR holds a
 localised excess the data density exceeds the interpolated background density.
+
+The paper evaluates the ratio at each event's own mjj (``mjj_evaluation: own``). That is fine for
+SR events, but a bump hunt also cuts on the score in the sidebands, and there the SR flow is
+extrapolated outside the mjj range it was trained on: its density drifts with mjj, the cut keeps
+sideband events at a rate unlike the SR's, and the sideband fit is sculpted (a background-only
+search found Z_local 7.9 that way). By default (``sr_marginal``) both densities are therefore
+averaged over the SR's mjj distribution (at its quantiles) before the ratio is taken,
+p(x | SR) = mean_k p(x | m_k), so the score is one function of the features alone, the same
+for every event of the window, like CATHODE's classifier.
 
 Both flows share one feature preprocessing (fitted on all training events of the window), so the
 ratio does not depend on it even for events clipped at the edge of the range.
@@ -27,6 +35,9 @@ from anomalyhunt.scores.flows import ConditionalFlow, Preprocessor
 
 #: Scores are clipped to +-this: beyond it a log ratio means nothing and inf/NaN would break cuts.
 LOG_RATIO_CLIP = 1000.0
+#: SR mjj quantiles at which ``sr_marginal`` evaluates both flows (an average over the SR).
+MJJ_QUANTILES = (0.1, 0.3, 0.5, 0.7, 0.9)
+MJJ_EVALUATIONS = ("sr_marginal", "own")
 
 
 def region_part(data: WindowData, region: int, method: str, what: str) -> WindowData:
@@ -43,8 +54,8 @@ class ANODE(Scorer):
     """Log density ratio of an SR data flow to a sideband background flow.
 
     Params are the config's ``scores.anode`` block: ``flow`` (the settings of both flows, see
-    :class:`~anomalyhunt.scores.flows.ConditionalFlow`); ``validation_fraction`` is read by the
-    k-fold driver.
+    :class:`~anomalyhunt.scores.flows.ConditionalFlow`), ``mjj_evaluation`` (module docstring);
+    ``validation_fraction`` is read by the k-fold driver.
     """
 
     name = "anode"
@@ -57,7 +68,13 @@ class ANODE(Scorer):
     ) -> None:
         super().__init__(params, seed=seed, device=device, threads=threads)
         self.flow_params = dict(self.params.get("flow", {}))
+        self.mjj_evaluation = self.params.get("mjj_evaluation", "sr_marginal")
+        if self.mjj_evaluation not in MJJ_EVALUATIONS:
+            raise AnomalyHuntError(
+                f"ANODE: mjj_evaluation '{self.mjj_evaluation}' is not one of {MJJ_EVALUATIONS}"
+            )
         self.flows: dict[str, ConditionalFlow] = {}
+        self.mjj_points: np.ndarray | None = None
 
     def _flow(self, which: str) -> ConditionalFlow:
         return ConditionalFlow(
@@ -77,14 +94,23 @@ class ANODE(Scorer):
             tr = region_part(train, region, "ANODE", "training")
             va = region_part(valid, region, "ANODE", "validation")
             self.flows[which] = self._flow(which).fit(tr.X, tr.mjj, va.X, va.mjj, preprocessor=pre)
+            if region == SIGNAL_REGION:
+                self.mjj_points = np.quantile(tr.mjj, MJJ_QUANTILES)
         return self
+
+    def _log_density(self, which: str, data: WindowData) -> np.ndarray:
+        flow = self.flows[which]
+        if self.mjj_evaluation == "own":
+            return flow.log_prob(data.X, data.mjj)
+        from scipy.special import logsumexp
+
+        logs = [flow.log_prob(data.X, np.full(len(data), m)) for m in self.mjj_points]
+        return logsumexp(np.stack(logs), axis=0) - np.log(len(logs))
 
     def score(self, data: WindowData) -> np.ndarray:
         if not self.flows:
             raise RuntimeError("ANODE: call fit() or load() first")
-        ratio = self.flows["data"].log_prob(data.X, data.mjj) - self.flows["bkg"].log_prob(
-            data.X, data.mjj
-        )
+        ratio = self._log_density("data", data) - self._log_density("bkg", data)
         ratio = np.nan_to_num(ratio, nan=0.0, posinf=LOG_RATIO_CLIP, neginf=-LOG_RATIO_CLIP)
         return np.clip(ratio, -LOG_RATIO_CLIP, LOG_RATIO_CLIP)
 
@@ -97,8 +123,10 @@ class ANODE(Scorer):
         for which, name in self.FILES.items():
             self.flows[which].save(path / name)
         write_json(
-            {"name": self.name, "params": self.params, "seed": self.seed}, path / self.MANIFEST
-        )
+            {"name": self.name, "params": self.params, "seed": self.seed,
+             "mjj_points": [float(m) for m in self.mjj_points]},
+            path / self.MANIFEST,
+        )  # fmt: skip
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "cpu", threads: int = 1) -> ANODE:
@@ -111,4 +139,5 @@ class ANODE(Scorer):
             which: ConditionalFlow.load(path / name, device=device, threads=threads)
             for which, name in cls.FILES.items()
         }
+        scorer.mjj_points = np.asarray(meta["mjj_points"], dtype=np.float64)
         return scorer
