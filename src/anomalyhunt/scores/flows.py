@@ -13,9 +13,11 @@ signal-region background with AUC 0.536 against 0.521 at the default 1e-3
 (benchmarks/flow_fidelity.py). Much smaller margins stretch the tails of unbounded features
 (1e-4 lost 0.1 in mean log-density on a Gaussian). :meth:`ConditionalFlow.log_prob` adds the log-Jacobian of this map, so every
 density is in the original feature space and densities of flows with different preprocessing
-can be compared (ANODE's ratio). Events outside the fitted range are clipped into the open
-interval, so they get a finite (if crude) density rather than NaN; samples always fall inside the
-range widened by the margin.
+can be compared (ANODE's ratio). Events outside the fitted range (an out-of-fold event beyond
+the training extremes, or garbage) are clipped onto its edge, where the flow has seen data, so
+they get a finite, small density rather than NaN. Clipping them deep into the margin instead
+would multiply their density by the logit's huge Jacobian there and could rank a far outlier
+above an ordinary event. Samples always fall inside the range widened by the margin.
 """
 
 from __future__ import annotations
@@ -42,8 +44,6 @@ from anomalyhunt.scores.torchio import (
 
 log = logging.getLogger(__name__)
 
-#: How close to 0 or 1 a scaled feature may come before the logit (out-of-range events).
-CLIP_EPS = 1e-6
 _BATCH_EVAL = 65536
 
 
@@ -96,7 +96,8 @@ class Preprocessor:
 
     def _unit(self, X: np.ndarray) -> np.ndarray:
         u = (np.asarray(X, dtype=np.float64) - self.lo) / self.width
-        return np.clip(u, CLIP_EPS, 1 - CLIP_EPS)
+        edge = self.margin / (1 + 2 * self.margin)  # where the fitted min and max lie
+        return np.clip(u, edge, 1 - edge)
 
     def _logit(self, X: np.ndarray) -> np.ndarray:
         u = self._unit(X)
