@@ -161,3 +161,20 @@ def test_summary_reports_function_choice_spurious_and_xsec_limits(tmp_path: Path
     assert "## Spurious signal" in text and "sigma x A <" in text
     plots.limit_scan(fits, tmp_path / "lim.png")
     assert (tmp_path / "lim.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_each_test_gets_a_local_p_from_its_own_toys() -> None:
+    """The toy-calibrated local Z of every test sits next to its asymptotic Z (these tests have
+    hundreds of events or more, where the asymptotic formula holds), test by test; a deficit
+    stays at 0."""
+    fits = make_fits(efficiencies=(1.0, 0.01), seed=2)
+    table = summary.local_table(fits)
+    glob = summary.global_significance(fits, table, n_toys=2000, seed=1, n_jobs=1, bumphunter_pe=0)
+    merged = summary.with_toy_z(table, glob["local_toys"])
+    assert len(merged) == len(table) and merged["z_toys"].notna().all()
+    assert (merged.loc[merged["z"] == 0, "z_toys"] == 0).all()
+    moderate = merged[(merged["z"] > 0.2) & (merged["z"] < 2.5)]
+    assert len(moderate) >= 5
+    np.testing.assert_allclose(moderate["z_toys"], moderate["z"], atol=0.15)
+    assert all(t["n_toys"] == 2000 and not t["is_lower_bound"] for t in glob["local_toys"]
+               if t["z"] > 0)  # fmt: skip
