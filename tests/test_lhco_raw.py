@@ -151,29 +151,6 @@ def test_bad_files_are_one_clear_error(events: tuple, tmp_path: Path) -> None:
         lhco_raw.read_rows(tmp_path / "nan.h5", 0, 5)
 
 
-def test_resolve_and_download_without_md5(
-    raw_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    spec = lhco_raw.resolve({"kind": "blackbox2", "chunk_size": 10})
-    assert spec["url"] == "https://zenodo.org/records/4536624/files/events_LHCO2020_BlackBox2.h5?download=1"
-    assert spec["path"] == "resources/lhco/events_LHCO2020_BlackBox2.h5" and spec["md5"] is None
-    assert lhco_raw.n_chunks({"kind": "rnd", "chunk_size": 50_000}) == 22
-
-    srv = _Server(raw_file.read_bytes())
-    thread = threading.Thread(target=srv.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        cfg = tmp_path / "c.yaml"
-        cfg.write_text(f"data:\n  source: lhco_raw\n  lhco_raw: {{url: '{srv.url}'}}\n")
-        with caplog.at_level(logging.WARNING):
-            main(["download", "--config", str(cfg), "--out", str(tmp_path / "got.h5")])
-        assert (tmp_path / "got.h5").read_bytes() == raw_file.read_bytes()
-        assert "no md5 known" in caplog.text
-    finally:
-        srv.httpd.shutdown()
-        srv.httpd.server_close()
-
-
 @contextmanager
 def _serving(payload: bytes) -> Iterator[_Server]:
     srv = _Server(payload)
@@ -184,6 +161,23 @@ def _serving(payload: bytes) -> Iterator[_Server]:
     finally:
         srv.httpd.shutdown()
         srv.httpd.server_close()
+
+
+def test_resolve_and_download_without_md5(
+    raw_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = lhco_raw.resolve({"kind": "blackbox2", "chunk_size": 10})
+    assert spec["url"] == "https://zenodo.org/records/4536624/files/events_LHCO2020_BlackBox2.h5?download=1"
+    assert spec["path"] == "resources/lhco/events_LHCO2020_BlackBox2.h5" and spec["md5"] is None
+    assert lhco_raw.n_chunks({"kind": "rnd", "chunk_size": 50_000}) == 22
+
+    with _serving(raw_file.read_bytes()) as srv:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(f"data:\n  source: lhco_raw\n  lhco_raw: {{url: '{srv.url}'}}\n")
+        with caplog.at_level(logging.WARNING):
+            main(["download", "--config", str(cfg), "--out", str(tmp_path / "got.h5")])
+        assert (tmp_path / "got.h5").read_bytes() == raw_file.read_bytes()
+        assert "no md5 known" in caplog.text
 
 
 def _record(filename: str, md5: str, layout: str) -> bytes:

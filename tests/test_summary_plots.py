@@ -164,9 +164,9 @@ def test_summary_reports_function_choice_spurious_and_xsec_limits(tmp_path: Path
 
 
 def test_each_test_gets_a_local_p_from_its_own_toys() -> None:
-    """The toy-calibrated local Z of every test sits next to its asymptotic Z (these tests have
-    hundreds of events or more, where the asymptotic formula holds), test by test; a deficit
-    stays at 0."""
+    """The toy-calibrated local Z of every test sits next to its asymptotic Z (one SR bin with
+    25 to 20,000 events, where the asymptotic formula holds well), test by test; a deficit stays
+    at 0."""
     fits = make_fits(efficiencies=(1.0, 0.01), seed=2)
     table = summary.local_table(fits)
     glob = summary.global_significance(fits, table, n_toys=2000, seed=1, n_jobs=1, bumphunter_pe=0)
