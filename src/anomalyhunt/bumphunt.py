@@ -75,6 +75,8 @@ class HuntOptions:
     spurious_threshold: float = 0.5
     spurious_truth: str = "dijet5"
     luminosity_fb: float = 100.0
+    background: str = "fit"
+    ratio_functions: tuple[str, ...] = ("ratio1", "ratio2", "ratio3")
 
     @classmethod
     def from_config(cls, bh: dict[str, Any]) -> HuntOptions:
@@ -92,6 +94,8 @@ class HuntOptions:
             spurious_threshold=float(spur.get("threshold", d.spurious_threshold)),
             spurious_truth=spur.get("truth_function", d.spurious_truth),
             luminosity_fb=float(bh.get("luminosity_fb", d.luminosity_fb)),
+            background=bh.get("background", d.background),
+            ratio_functions=tuple(bh.get("ratio_functions", d.ratio_functions)),
         )
 
     @property
@@ -104,26 +108,31 @@ MIN_TEMPLATE_EVENTS = 50
 
 
 def fit_background(
-    edges: np.ndarray, counts: np.ndarray, sr: tuple[float, float], opts: HuntOptions
+    edges: np.ndarray, counts: np.ndarray, sr: tuple[float, float], opts: HuntOptions,
+    uncut: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
     """Sideband fit with the configured function(s): (fit record, fit object or None, choice).
 
-    The default single dijet4 uses the original fit (with its step-down to fewer parameters), so
-    default results do not change; several functions are fitted and one is chosen by
+    With ``uncut`` (the window's spectrum before the cut) the ratio members are fitted instead:
+    the uncut spectrum times a smooth cut efficiency. The single dijet4 uses the original fit
+    (with its step-down to fewer parameters); several functions are fitted and one is chosen by
     ``opts.selection``. The choice record (None for a single function) lists every fit's quality
     and the tests that decided.
     """
-    if opts.single_dijet4:
+    log_offset = None if uncut is None else functions.ratio_offset(uncut, edges)
+    names = opts.ratio_functions if log_offset is not None else opts.functions
+    if log_offset is None and opts.single_dijet4:
         fit = fitmod.fit_sidebands(edges, counts, sr)
         record = fit.to_dict()
         record["function"] = "dijet4"
         return record, (fit if fit.valid else None), None
-    order = sorted(opts.functions, key=lambda n: (functions.get_function(n).n_par, opts.functions.index(n)))
+    order = sorted(names, key=lambda n: (functions.get_function(n).n_par, names.index(n)))
     choice, chosen = functions.select_function(
-        edges, counts, sr, order, opts.selection_threshold, opts.selection)
+        edges, counts, sr, order, opts.selection_threshold, opts.selection, log_offset=log_offset)
     _, fit_mask = fitmod.bin_masks(edges, *sr)
     base = {"edges": edges.tolist(), "counts": counts.tolist(), "fit_mask": [bool(v) for v in fit_mask],
-            "sr": [float(sr[0]), float(sr[1])]}
+            "sr": [float(sr[0]), float(sr[1])],
+            "log_offset": None if log_offset is None else log_offset.tolist()}
     compact = {
         "selection": opts.selection, "threshold": choice["threshold"], "chosen": choice["chosen"],
         "tests": choice["f_tests"], "message": choice["message"],
@@ -200,12 +209,15 @@ def xsec_limits(limit: dict[str, Any] | None, signal_eff: float | None, lumi_fb:
 def hunt_cut(
     scores: pd.DataFrame, window: Window, edges: np.ndarray, efficiency: float,
     options: HuntOptions | None = None, spurious_truth: tuple[np.ndarray, str] | None = None,
+    uncut: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The whole bump hunt at one cut: histogram, sideband fit, pyhf discovery test and limit.
 
     ``spurious_truth`` (expected background shape over the window's bins, any normalisation, and
     the function that made it; see :func:`spurious_truth_shape`) runs the spurious-signal test of
-    the chosen function when the options enable it.
+    the chosen function when the options enable it. ``uncut`` (the window's histogram before any
+    cut) selects the ratio background (``bumphunt.background: ratio``) for cuts that keep less
+    than everything.
     """
     opts = options or HuntOptions()
     keep, thresholds = cut_mask(scores, efficiency)
@@ -225,7 +237,8 @@ def hunt_cut(
     n_sig_all = int(((scores["label"].to_numpy() == 1) & (scores["region"].to_numpy() == SIGNAL_REGION)).sum())
     signal_eff = out["n_signal_sr"] / n_sig_all if has_truth and n_sig_all > 0 else None
     out["signal_efficiency"] = signal_eff
-    record, fit, choice = fit_background(edges, counts, window.sr, opts)
+    use_ratio = opts.background == "ratio" and efficiency < 1.0 and uncut is not None
+    record, fit, choice = fit_background(edges, counts, window.sr, opts, uncut if use_ratio else None)
     n_obs = float(counts[(edges[:-1] >= window.sr[0] - 1e-9) & (edges[1:] <= window.sr[1] + 1e-9)].sum())
     out["n_obs"] = n_obs
     out["fit"] = record
@@ -240,7 +253,10 @@ def hunt_cut(
         return out
     b, sigma_b = fit.predict(*window.sr)
     out.update(valid=True, reason=None, b=b, sigma_b=sigma_b)
-    if opts.spurious and spurious_truth is not None:
+    if opts.spurious and spurious_truth is not None and use_ratio:
+        out["spurious"] = {"flag": None, "ratio": None,
+                           "message": "not run: the ratio background takes its shape from the uncut spectrum"}
+    elif opts.spurious and spurious_truth is not None:
         out["spurious"] = spurious_check(edges, counts, window, spurious_truth, out["function"], opts)
     try:
         if opts.sr_bins == 1:
@@ -328,9 +344,10 @@ def hunt(
     if opts.sr_bins > 1:
         sr_groups(edges, window.sr, opts.sr_bins)  # a bad sr_bins is a config error: fail early
     truth = spurious_truth_shape(scores, window, edges, opts) if opts.spurious else None
+    uncut = np.histogram(scores["mjj"].to_numpy(), bins=edges)[0].astype(float)
     results = []
     for eff in efficiencies:
-        res = hunt_cut(scores, window, edges, eff, opts, truth)
+        res = hunt_cut(scores, window, edges, eff, opts, truth, uncut)
         z = res.get("z")
         log.info(
             "window %s SR %.2f-%.2f TeV, keep %5.1f%%: n=%d b=%.1f±%.1f Z=%s (%s)",

@@ -78,7 +78,7 @@ def toy_tests(fits: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
             tests.append({"edges": np.asarray(fit["edges"]), "expected": np.asarray(fit["expected"]),
                           "sr": tuple(f["sr"]), "start": np.asarray(fit["params"]),
                           "function": fit.get("function") or "dijet4", "sr_bins": sr_model.get("bins", 1),
-                          "signal_shape": sr_model.get("signal_shape")})
+                          "signal_shape": sr_model.get("signal_shape"), "log_offset": fit.get("log_offset")})
             keys.append((f["method"], f["window"], c["efficiency"], f["centre"]))
     return tests, keys
 

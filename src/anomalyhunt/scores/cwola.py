@@ -20,6 +20,7 @@ from anomalyhunt.io import read_json, write_json
 from anomalyhunt.regions import SIDEBAND, SIGNAL_REGION
 from anomalyhunt.scores.base import Scorer, WindowData, register
 from anomalyhunt.scores.classifiers import CLASSIFIERS, Ensemble
+from anomalyhunt.scores.decorrelate import LocationScale
 
 
 @register
@@ -44,7 +45,18 @@ class CWoLa(Scorer):
                 f"scores.cwola.classifier '{self.classifier}' unknown; use one of {sorted(CLASSIFIERS)}"
             )
         self.n_members = int(self.params.get("ensemble", 3))
+        self.decorrelate = self.params.get("decorrelate", "none")
+        if self.decorrelate not in ("none", "location_scale"):
+            raise AnomalyHuntError(
+                f"scores.cwola.decorrelate '{self.decorrelate}' unknown; use none or location_scale"
+            )
         self.ensemble: Ensemble | None = None
+        self.decorrelator: LocationScale | None = None
+
+    def _inputs(self, data: WindowData) -> np.ndarray:
+        if self.decorrelator is None:
+            return data.X
+        return self.decorrelator.transform(data.X, data.mjj)
 
     @staticmethod
     def _labels(data: WindowData, what: str) -> np.ndarray:
@@ -60,6 +72,8 @@ class CWoLa(Scorer):
     def fit(self, train: WindowData, valid: WindowData) -> CWoLa:
         y = self._labels(train, "training")
         y_val = self._labels(valid, "validation")
+        if self.decorrelate == "location_scale":
+            self.decorrelator = LocationScale().fit(train.X, train.mjj)
         self.ensemble = Ensemble(
             self.classifier,
             self.params.get(self.classifier, {}),
@@ -68,13 +82,13 @@ class CWoLa(Scorer):
             device=self.device,
             threads=self.threads,
         )
-        self.ensemble.fit(train.X, y, valid.X, y_val)
+        self.ensemble.fit(self._inputs(train), y, self._inputs(valid), y_val)
         return self
 
     def score(self, data: WindowData) -> np.ndarray:
         if self.ensemble is None:
             raise RuntimeError("CWoLa: call fit() or load() first")
-        return self.ensemble.predict_proba(data.X)
+        return self.ensemble.predict_proba(self._inputs(data))
 
     def save(self, path: str | os.PathLike) -> None:
         """A directory: the ensemble's member files plus this scorer's settings."""
@@ -83,7 +97,11 @@ class CWoLa(Scorer):
         path = Path(path)
         self.ensemble.save(path)
         write_json(
-            {"name": self.name, "params": self.params, "seed": self.seed}, path / self.MANIFEST
+            {
+                "name": self.name, "params": self.params, "seed": self.seed,
+                "decorrelator": None if self.decorrelator is None else self.decorrelator.to_dict(),
+            },
+            path / self.MANIFEST,
         )
 
     @classmethod
@@ -94,4 +112,6 @@ class CWoLa(Scorer):
             raise AnomalyHuntError(f"{path}: holds a '{meta.get('name')}' model, not '{cls.name}'")
         scorer = cls(meta["params"], seed=meta["seed"], device=device, threads=threads)
         scorer.ensemble = Ensemble.load(path, device=device, threads=threads)
+        if meta.get("decorrelator"):
+            scorer.decorrelator = LocationScale.from_dict(meta["decorrelator"])
         return scorer

@@ -89,6 +89,7 @@ class _Basis:
         theta_ref: np.ndarray,
         k: int,
         features: Callable[[np.ndarray], np.ndarray] = _features,
+        log_offset: np.ndarray | None = None,
     ):
         half = 0.5 * np.diff(edges)
         mid = 0.5 * (edges[1:] + edges[:-1])
@@ -101,6 +102,8 @@ class _Basis:
         self.theta_ref = np.asarray(theta_ref, dtype=float).copy()
         self.theta_ref[k:] = 0.0
         self.g_ref = phi @ self.theta_ref  # (n_bins, Q)
+        if log_offset is not None:
+            self.g_ref = self.g_ref + np.asarray(log_offset, dtype=float)[:, None]
         e_ref = self.weights * _safe_exp(self.g_ref)
         mu_ref = e_ref.sum(axis=1)
         # Fisher-weighted design over the sideband bins (bin-averaged features)
@@ -534,6 +537,7 @@ def fit_sidebands_batch(
     features: Callable[[np.ndarray], np.ndarray] | None = None,
     sr_groups: int = 1,
     log_p0_max: float = _LOG_P0_MAX,
+    log_offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """The sideband fit of :func:`fit_sidebands` for many toy histograms at once, vectorized.
 
@@ -548,7 +552,8 @@ def fit_sidebands_batch(
     With ``sr_groups`` > 1 the SR is split into that many equal groups of bins and two more
     arrays come back: b per group (T, G) and its covariance (T, G, G), for the multi-bin model.
     ``log_p0_max`` is the |ln p0| beyond which a toy's fit counts as run away (match the nominal
-    fitter's rule).
+    fitter's rule). ``log_offset`` (per bin) multiplies the function by a fixed spectrum (the ratio
+    members of ``stats.functions``), whose fits may step down to a single free normalisation.
     """
     edges, counts = _check_inputs(edges, counts, sr)
     counts = np.atleast_2d(counts)
@@ -580,13 +585,15 @@ def fit_sidebands_batch(
     n_nonempty = (n_sb > 0).sum(axis=1)
     todo = np.flatnonzero(n_sb.sum(axis=1) > 0)
     theta_start = np.array([math.log(start[0]), *start[1:]])
-    for k in range(n_par, 1, -1):
+    k_min = 1 if log_offset is not None else 2
+    for k in range(n_par, k_min - 1, -1):
         if todo.size == 0:
             break
-        eligible = todo[(n_nonempty[todo] >= k) | (k == 2)]
+        eligible = todo[(n_nonempty[todo] >= k) | (k == k_min)]
         if eligible.size == 0:
             continue
-        basis = _Basis(edges, fit_mask, _project_theta(theta_start, edges, fit_mask, k, feats), k, feats)
+        basis = _Basis(edges, fit_mask, _project_theta(theta_start, edges, fit_mask, k, feats), k, feats,
+                       log_offset)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             u, hinv, conv = _newton_batch(basis, n_sb[eligible])
             t_sr = basis.terms(u, sr_rows)  # (T, S_sr, Q)

@@ -10,6 +10,13 @@ theta = (ln p0, p1, ...) of x = mjj / 13 TeV:
     dijet4: p0 (1-x)^p1 / x^(p2 + p3 ln x)                  (the function of ``stats.fit``)
     dijet5: p0 (1-x)^p1 / x^(p2 + p3 ln x + p4 ln^2 x)
     ua2:    p0 x^-p1 exp(-p2 x - p3 x^2)
+    ratioK: N(mjj) exp(theta0 + theta1 ln x + ...)           (K terms; N = the uncut spectrum)
+
+The ratio members describe the spectrum after a score cut as the uncut spectrum of the same
+window (per bin, fixed: ``log_offset``) times a smooth cut efficiency, the pass/fail-ratio method
+of resonance searches with a tagger. One to three parameters, all fixed by the whole window's
+shape, so the signal region is predicted far more tightly than by a free dijet fit of the
+post-cut sidebands, which a resonance's tails pull upwards.
 
 so a weighted least-squares fit of ln(counts) gives a robust start, and the Poisson likelihood is
 minimised (iminuit) in a whitened basis (unit Fisher information at the start) because the terms
@@ -52,6 +59,14 @@ def _dijet_features(order: int) -> Callable[[np.ndarray], np.ndarray]:
     return features
 
 
+def _ratio_features(order: int) -> Callable[[np.ndarray], np.ndarray]:
+    def features(x: np.ndarray) -> np.ndarray:
+        lx = np.log(x)
+        return np.stack([np.ones_like(x), lx, lx * lx][:order], axis=-1)
+
+    return features
+
+
 def _ua2_features(x: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(x), -np.log(x), -x, -x * x], axis=-1)
 
@@ -64,6 +79,8 @@ class BackgroundFunction:
     n_par: int
     features: Callable[[np.ndarray], np.ndarray] = field(repr=False)
     formula: str = ""
+    #: A ratio member: expected counts are the uncut spectrum (``log_offset``) times the function.
+    ratio: bool = False
 
     def density(self, mjj: np.ndarray, params: Sequence[float]) -> np.ndarray:
         """Events per TeV at ``mjj`` (TeV) for public params (p0, p1, ...)."""
@@ -86,7 +103,21 @@ FUNCTIONS: dict[str, BackgroundFunction] = {
         "dijet5", 5, _dijet_features(5), "p0 (1-x)^p1 / x^(p2 + p3 ln x + p4 ln^2 x)"
     ),
     "ua2": BackgroundFunction("ua2", 4, _ua2_features, "p0 x^-p1 exp(-p2 x - p3 x^2)"),
+    **{
+        f"ratio{k}": BackgroundFunction(
+            f"ratio{k}", k, _ratio_features(k),
+            "N(mjj) x " + ["p0", "p0 x^p1", "p0 x^(p1 + p2 ln x)"][k - 1], ratio=True,
+        )
+        for k in (1, 2, 3)
+    },
 }
+
+
+def ratio_offset(uncut: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Per-bin log-offset of the ratio members: ln(uncut events per TeV); empty bins stay empty."""
+    density = np.asarray(uncut, dtype=float) / np.diff(np.asarray(edges, dtype=float))
+    with np.errstate(divide="ignore"):
+        return np.where(density > 0, np.log(np.maximum(density, 1e-300)), -_EXP_MAX)
 
 
 def get_function(name: str) -> BackgroundFunction:
@@ -114,16 +145,19 @@ def theta_to_params(theta: np.ndarray) -> np.ndarray:
 class _Quadrature:
     """Gauss-Legendre nodes of every bin and the feature matrix of one function there."""
 
-    def __init__(self, edges: np.ndarray, function: BackgroundFunction):
+    def __init__(
+        self, edges: np.ndarray, function: BackgroundFunction, log_offset: np.ndarray | None = None
+    ):
         half = 0.5 * np.diff(edges)
         mid = 0.5 * (edges[1:] + edges[:-1])
         nodes = mid[:, None] + half[:, None] * _GL_X[None, :]
         self.weights = half[:, None] * _GL_W[None, :]
         self.phi = function.features(nodes / SQRT_S)  # (n_bins, Q, k)
+        self.offset = np.zeros((edges.size - 1, 1)) if log_offset is None else np.asarray(log_offset)[:, None]
 
     def terms(self, theta: np.ndarray) -> np.ndarray:
         """w e^g per bin and node, (n_bins, Q)."""
-        return self.weights * np.exp(np.minimum(self.phi @ theta, _EXP_MAX))
+        return self.weights * np.exp(np.minimum(self.phi @ theta + self.offset, _EXP_MAX))
 
     def mu_and_jac(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Expected counts per bin and d mu / d theta, (n_bins,), (n_bins, k)."""
@@ -243,7 +277,8 @@ def _failed(function: BackgroundFunction, edges, counts, fit_mask, message: str)
 
 
 def log_linear_start(
-    function: BackgroundFunction, edges: np.ndarray, counts: np.ndarray, fit_mask: np.ndarray
+    function: BackgroundFunction, edges: np.ndarray, counts: np.ndarray, fit_mask: np.ndarray,
+    log_offset: np.ndarray | None = None,
 ) -> np.ndarray:
     """theta from weighted least squares of ln(density) over the fitted bins (a start only).
 
@@ -254,10 +289,12 @@ def log_linear_start(
     width = np.diff(edges)[fit_mask]
     n = counts[fit_mask]
     y = np.log((n + 0.5) / width)
+    if log_offset is not None:
+        y = y - np.asarray(log_offset)[fit_mask]
     w = np.sqrt(n + 0.5)
     phi = function.features(mid / SQRT_S)
     theta, *_ = np.linalg.lstsq(w[:, None] * phi, w * y, rcond=None)
-    quad = _Quadrature(edges, function)
+    quad = _Quadrature(edges, function, log_offset)
     total = quad.terms(theta).sum(axis=-1)[fit_mask].sum()
     if n.sum() > 0 and np.isfinite(total) and total > 0:
         theta[0] += math.log(n.sum() / total)
@@ -293,10 +330,11 @@ def _migrad_fit(
     rinv = np.linalg.solve(r, np.eye(r.shape[0]))
     phi = quad.phi[rows]
     wts = quad.weights[rows]
+    off = quad.offset[rows]
 
     def model(u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = p0 + rinv @ u
-        t = wts * np.exp(np.minimum(phi @ p[:k], _EXP_MAX))
+        t = wts * np.exp(np.minimum(phi @ p[:k] + off, _EXP_MAX))
         mu = t.sum(axis=-1)
         dmu = np.einsum("bq,bqk->bk", t, phi)
         if has_sig:
@@ -331,14 +369,20 @@ def fit_function(
     fit_mask: np.ndarray,
     template: np.ndarray | None = None,
     starts: Sequence[np.ndarray] = (),
+    log_offset: np.ndarray | None = None,
 ) -> FunctionFit:
     """Binned Poisson ML fit of function ``name`` to the bins in ``fit_mask``.
 
     With ``template`` (expected signal counts per bin for a unit yield) a free signal yield is
     fitted beside the background. ``starts`` are extra theta starting points tried after the
-    log-linear one (e.g. a lower-order fit padded with zeros). Never raises for a failed fit.
+    log-linear one (e.g. a lower-order fit padded with zeros). ``log_offset`` is the ratio
+    members' uncut spectrum (:func:`ratio_offset`). Never raises for a failed fit.
     """
     function = get_function(name)
+    if function.ratio and log_offset is None:
+        raise AnomalyHuntError(f"background function {name} needs the uncut spectrum (log_offset)")
+    if not function.ratio:
+        log_offset = None
     edges = np.asarray(edges, dtype=float)
     counts = np.asarray(counts, dtype=float)
     fit_mask = np.asarray(fit_mask, dtype=bool)
@@ -349,11 +393,11 @@ def fit_function(
         return _failed(function, edges, counts, fit_mask, f"only {n_fit} fitted bins")
     if counts[fit_mask].sum() <= 0:
         return _failed(function, edges, counts, fit_mask, "the fitted bins hold no events")
-    quad = _Quadrature(edges, function)
+    quad = _Quadrature(edges, function, log_offset)
     problems: list[str] = []
     candidates: list[np.ndarray] = []
     try:
-        candidates.append(log_linear_start(function, edges, counts, fit_mask))
+        candidates.append(log_linear_start(function, edges, counts, fit_mask, log_offset))
     except (np.linalg.LinAlgError, ValueError) as exc:
         problems.append(f"no log-linear start ({exc})")
     candidates.extend(np.asarray(s, dtype=float) for s in starts)
@@ -460,6 +504,7 @@ def select_function(
     names: Sequence[str] = ("dijet3", "dijet4", "dijet5"),
     threshold: float = 0.05,
     test: str = "ftest",
+    log_offset: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], FunctionFit | None]:
     """:func:`fit_family`'s record and the chosen :class:`FunctionFit` (None if all failed)."""
     edges = np.asarray(edges, dtype=float)
@@ -483,7 +528,8 @@ def select_function(
     fits: list[FunctionFit] = []
     for function in functions:
         starts = _padded_starts(fits, function)
-        fits.append(fit_function(function.name, edges, counts, fit_mask, starts=starts))
+        fits.append(fit_function(function.name, edges, counts, fit_mask, starts=starts,
+                                 log_offset=log_offset))
     # one representative per parameter count: the valid fit with the smallest deviance
     best: dict[int, FunctionFit] = {}
     for f in fits:
@@ -551,7 +597,7 @@ def _padded_starts(fits: Sequence[FunctionFit], function: BackgroundFunction) ->
 
 def _is_nested(lower: str, higher: str) -> bool:
     """Whether ``lower`` is ``higher`` with its last parameters fixed to 0 (padding is exact)."""
-    return lower.startswith("dijet") and higher.startswith("dijet")
+    return any(lower.startswith(f) and higher.startswith(f) for f in ("dijet", "ratio"))
 
 
 def fit_batch(
@@ -561,6 +607,7 @@ def fit_batch(
     sr: tuple[float, float],
     start: Sequence[float],
     sr_groups: int = 1,
+    log_offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """:func:`anomalyhunt.stats.fit.fit_sidebands_batch` with family member ``name``.
 
@@ -575,4 +622,5 @@ def fit_batch(
         features=lambda mjj: function.features(np.asarray(mjj, dtype=float) / SQRT_S),
         sr_groups=sr_groups,
         log_p0_max=_LOG_P0_MAX,
+        log_offset=log_offset if function.ratio else None,
     )

@@ -42,7 +42,9 @@ def _one_test(test: dict[str, Any], n_toys: int, seed_seq: np.random.SeedSequenc
     if function == "dijet4" and sr_bins == 1:
         res = fit_sidebands_batch(edges, counts, sr, start)
     else:
-        res = fit_batch(function, edges, counts, sr, start, sr_groups=sr_bins)
+        offset = test.get("log_offset")
+        offset = None if offset is None else np.asarray(offset, dtype=float)
+        res = fit_batch(function, edges, counts, sr, start, sr_groups=sr_bins, log_offset=offset)
     b, sigma_b, ok = res[:3]
     if sr_bins == 1:
         n_sr = counts[:, sr_mask].sum(axis=1)
@@ -70,7 +72,8 @@ def toy_scans(
 
     Each test dict holds ``edges``, ``expected`` (the nominal fitted background in every bin of
     the window: the Poisson mean of the toys), ``sr`` and ``start`` (the nominal fit's params),
-    and optionally ``function`` (the background function the nominal fit chose; default dijet4),
+    and optionally ``function`` (the background function the nominal fit chose; default dijet4;
+    a ratio member also needs ``log_offset``, the uncut spectrum it multiplies),
     ``sr_bins`` and ``signal_shape`` (the multi-bin SR model). Per toy the histogram is
     fluctuated, the sidebands refitted with that function (vectorized Newton fit, tested to agree
     with Migrad) and z computed in closed form or by a vectorized profile fit (both tested to
