@@ -98,7 +98,7 @@ def test_function_choice_is_recorded_and_toys_use_it():
     from anomalyhunt import summary
 
     scores = _scores(seed=5)
-    opts = bumphunt.HuntOptions(functions=("dijet5", "dijet3", "dijet4"), selection="wilks")
+    opts = bumphunt.HuntOptions(functions=("dijet5", "dijet3", "dijet4"), selection="wilks", background="fit")
     results = bumphunt.hunt(scores, WINDOW, [1.0, 0.01], 0.05, opts)
     for r in results:
         assert r["valid"] and r["function"] in ("dijet3", "dijet4", "dijet5")
@@ -110,9 +110,14 @@ def test_function_choice_is_recorded_and_toys_use_it():
     fits = [{"skipped": None, "cuts": results, "method": "m", "window": "w01", "sr": list(WINDOW.sr), "centre": 3.5}]
     tests, _ = summary.toy_tests(fits)
     assert [t["function"] for t in tests] == [r["function"] for r in results]
-    # the default stays the single dijet4 fit
-    default = bumphunt.hunt(scores, WINDOW, [1.0], 0.05)[0]
-    assert default["function"] == "dijet4" and default["function_choice"] is None
+    # the default: the single dijet4 fit uncut, the ratio family after a cut (its toys carry the
+    # uncut spectrum they multiply)
+    uncut, cut = bumphunt.hunt(scores, WINDOW, [1.0, 0.01], 0.05)
+    assert uncut["function"] == "dijet4" and uncut["function_choice"] is None
+    assert cut["function"].startswith("ratio") and cut["function_choice"]["chosen"] == cut["function"]
+    fits[0]["cuts"] = [uncut, cut]
+    tests, _ = summary.toy_tests(fits)
+    assert tests[0]["log_offset"] is None and len(tests[1]["log_offset"]) == len(cut["fit"]["edges"]) - 1
 
 
 def test_multibin_sr_and_xsec_limits():

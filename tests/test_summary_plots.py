@@ -139,7 +139,7 @@ def test_summary_reports_function_choice_spurious_and_xsec_limits(tmp_path: Path
     from tests.test_bumphunt import WINDOW, _scores
 
     opts = bumphunt.HuntOptions(functions=("dijet3", "dijet4", "dijet5"), sr_bins=2, spurious=True,
-                                luminosity_fb=140.0)
+                                luminosity_fb=140.0, background="fit")
     cuts = bumphunt.hunt(_scores(n_bkg=60_000, n_sig=300), WINDOW, [1.0, 0.01], 0.05, opts)
     fits = [{"method": "cwola", "window": "w01", "sr": list(WINDOW.sr), "centre": 3.5, "skipped": None,
              "cuts": cuts}]

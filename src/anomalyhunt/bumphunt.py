@@ -75,7 +75,7 @@ class HuntOptions:
     spurious_threshold: float = 0.5
     spurious_truth: str = "dijet5"
     luminosity_fb: float = 100.0
-    background: str = "fit"
+    background: str = "ratio"
     ratio_functions: tuple[str, ...] = ("ratio1", "ratio2", "ratio3")
 
     @classmethod

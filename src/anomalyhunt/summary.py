@@ -218,6 +218,9 @@ def _statistics_lines(summary: dict[str, Any], table: pd.DataFrame) -> list[str]
         how = f"chosen per window and cut among {', '.join(funcs)} ({st.get('selection')}, p < {st.get('selection_threshold')})"
     else:
         how = funcs[0]
+    if st.get("background") == "ratio":
+        how = (f"{how} for the uncut spectrum; after each cut the uncut spectrum times a smooth cut "
+               f"efficiency ({', '.join(st.get('ratio_functions') or [])}, chosen by the same test)")
     bins = st.get("sr_bins", 1)
     model = "one counting bin" if bins == 1 else (
         f"{bins} mjj bins, one eigen-variation of the fit per nuisance, Gaussian signal "
@@ -366,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "best": best_row(table), "global": glob,
         "luminosity_fb": config["bumphunt"]["luminosity_fb"],
         "statistics": {k: config["bumphunt"][k] for k in
-                       ("functions", "selection", "selection_threshold", "sr_bins", "luminosity_fb")}
+                       ("functions", "selection", "selection_threshold", "sr_bins", "luminosity_fb",
+                        "background", "ratio_functions")}
         | {"resolution": config["bumphunt"]["signal"]["resolution"],
            "spurious": config["bumphunt"]["spurious"]["enabled"]},
         "local": table.replace({np.nan: None}).to_dict(orient="records"),
