@@ -96,3 +96,132 @@ def test_numeric_hdf5_files_still_read(tmp_path):
         write_h5(df, tmp_path / f"{fmt}.h5", format=fmt)
         got = read_events(tmp_path / f"{fmt}.h5")
         pd.testing.assert_frame_equal(got, df, check_dtype=False)
+
+
+# --- case 4: a non-numeric column ------------------------------------------------------------
+
+
+def test_non_numeric_column_is_one_line_naming_it(tmp_path):
+    from anomalyhunt.data.features import compute_features
+
+    df = lhco_frame()
+    df["mj1"] = df["mj1"].astype(str)
+    df.loc[3, "mj1"] = "n/a"
+    with pytest.raises(AnomalyHuntError, match="column 'mj1' holds .* values, not numbers.*'n/a'"):
+        compute_features(df, source="x")
+    write_h5(df, tmp_path / "text.h5", format="table")
+    proc = run_command(["-m", "anomalyhunt.data", "features", "--input", str(tmp_path / "text.h5"),
+                        "--out", str(tmp_path / "f.parquet")])  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "'mj1'" in proc.stderr and "not numbers" in proc.stderr
+
+
+# --- case 5: runs that tested nothing --------------------------------------------------------
+
+
+def test_label_outside_minus1_0_1_is_refused(tmp_path):
+    df = lhco_frame()
+    df["label"] = 0
+    df.loc[[2, 5], "label"] = 7
+    write_h5(df, tmp_path / "labels.h5", format="fixed")
+    proc = run_command(["-m", "anomalyhunt.data", "features", "--input", str(tmp_path / "labels.h5"),
+                        "--out", str(tmp_path / "f.parquet")])  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "holds 7 in 2 events" in proc.stderr
+    assert not (tmp_path / "f.parquet").exists()
+
+
+def test_empty_file_is_refused_at_the_features_stage(tmp_path):
+    write_h5(lhco_frame().iloc[:0], tmp_path / "empty.h5", format="fixed")
+    proc = run_command(["-m", "anomalyhunt.data", "features", "--input", str(tmp_path / "empty.h5"),
+                        "--out", str(tmp_path / "f.parquet")])  # fmt: skip
+    assert proc.returncode == 2 and "holds 0 events" in proc.stderr
+    assert not (tmp_path / "f.parquet").exists()
+
+
+def _features(n: int, mjj_lo: float = 2.6, mjj_hi: float = 6.0, seed: int = 0) -> pd.DataFrame:
+    from anomalyhunt import FEATURE_COLUMNS
+
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({c: rng.uniform(0.1, 0.9, n) for c in FEATURE_COLUMNS})
+    df["mjj"] = rng.uniform(mjj_lo, mjj_hi, n)
+    df["label"] = np.int8(0)
+    return df
+
+
+def test_too_few_events_or_no_usable_window_stop_the_regions_stage():
+    from anomalyhunt import config as cfgmod
+    from anomalyhunt import regions
+
+    config = cfgmod.validate({})
+    with pytest.raises(AnomalyHuntError, match="50 events, fewer than the 600"):
+        regions.build(_features(50), config)
+    # enough events, but none inside the scan: every window would be skipped
+    with pytest.raises(AnomalyHuntError, match="all 11 windows .* nothing could be tested"):
+        regions.build(_features(5000, 1.0, 2.0), config)
+
+
+def _run_summary(tmp_path, fits, window_ids, toys, monkeypatch):
+    import json
+
+    import yaml
+
+    from anomalyhunt import cli, summary
+
+    monkeypatch.setattr(summary, "bumphunter_check", lambda *a, **k: {"status": "skipped in this test"})
+    run = tmp_path / "results" / "r"
+    (run / "windows").mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"run": "r", "summary": {"toys": toys}}))
+    meta = {"n_events": 1000, "n_injected": 0,
+            "windows": [{"id": w, "skipped": None} for w in window_ids]}  # fmt: skip
+    (run / "windows.json").write_text(json.dumps(meta))
+    paths = []
+    for f in fits:
+        p = run / "windows" / f["window"] / f["method"] / "fit.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(f))
+        paths.append(str(p))
+    argv = ["--config", str(config), "--windows", str(run / "windows.json"), "--fits", *paths,
+            "--out-dir", str(run), "--jobs", "1"]  # fmt: skip
+    return cli.run(summary.main, argv), run
+
+
+def test_toys_0_says_so_in_summary_md(tmp_path, monkeypatch):
+    from tests.test_summary_plots import make_fits
+
+    fits = make_fits(n_windows=3)
+    rc, run = _run_summary(tmp_path, fits, ["w00", "w01", "w02"], 0, monkeypatch)
+    assert rc == 0
+    md = (run / "summary.md").read_text()
+    assert "global significance from toys: not computed (summary.toys = 0)" in md
+    assert "Gross-Vitells estimate: not computed" in md
+
+
+def test_stale_windows_of_an_earlier_scan_are_named_and_marked(tmp_path, monkeypatch):
+    from tests.test_summary_plots import make_fits
+
+    fits = make_fits(n_windows=5)
+    rc, run = _run_summary(tmp_path, fits, [f"w{k:02d}" for k in range(5)], 50, monkeypatch)
+    assert rc == 0 and "stale" not in (run / "summary.md").read_text()
+    # the scan is narrowed to three windows: w03 and w04 stay on disk from the first run
+    rc, run = _run_summary(tmp_path, fits[:3], ["w00", "w01", "w02"], 50, monkeypatch)
+    assert rc == 0
+    md = (run / "summary.md").read_text()
+    assert "**stale outputs**: w03, w04" in md
+    assert (run / "windows" / "w03" / "STALE.md").exists() and (run / "windows" / "w04" / "STALE.md").exists()
+    assert not (run / "windows" / "w00" / "STALE.md").exists()
+    import json
+
+    assert json.loads((run / "summary.json").read_text())["stale_windows"] == ["w03", "w04"]
+    # widened again: the note goes
+    rc, run = _run_summary(tmp_path, fits, [f"w{k:02d}" for k in range(5)], 50, monkeypatch)
+    assert not (run / "windows" / "w03" / "STALE.md").exists()
+
+
+def test_summary_where_nothing_was_tested_exits_non_zero(tmp_path, monkeypatch):
+    fits = [{"window": w, "method": "cwola", "sr": [3.0, 3.4], "centre": 3.2,
+             "skipped": "no scored events", "cuts": []} for w in ("w00", "w01")]  # fmt: skip
+    rc, run = _run_summary(tmp_path, fits, ["w00", "w01"], 50, monkeypatch)
+    assert rc == 2
+    assert "NOTHING WAS TESTED" in (run / "summary.md").read_text()

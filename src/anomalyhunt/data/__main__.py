@@ -239,6 +239,8 @@ def make_features(
         tree = tree or fc["tree"]
         branches, jets = fc["branches"], fc["jets"]
     events = read_events(path, tree, branches=branches, jets=jets)
+    if len(events) == 0:
+        raise AnomalyHuntError(f"{path}: the file holds 0 events; nothing to search")
     features = compute_features(events, source=str(path))
     write_parquet(features, out)
     labels = features["label"].to_numpy()
