@@ -225,3 +225,117 @@ def test_summary_where_nothing_was_tested_exits_non_zero(tmp_path, monkeypatch):
     rc, run = _run_summary(tmp_path, fits, ["w00", "w01"], 50, monkeypatch)
     assert rc == 2
     assert "NOTHING WAS TESTED" in (run / "summary.md").read_text()
+
+
+# --- cases 2 and 3: run names, dry runs and --config values ----------------------------------
+
+TINY_DRY = {"run": "tiny", "regions": {"scan": {"min": 2.5, "max": 4.5}}}
+
+
+def _snakemake_n(workdir, *args: str):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY_DRY))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "-n", *args]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def _written(workdir) -> list[str]:
+    """Files in ``workdir`` besides its config.yaml and Snakemake's own .snakemake/ bookkeeping."""
+    out = []
+    for p in workdir.rglob("*"):
+        rel = p.relative_to(workdir)
+        if p.is_file() and rel.parts[0] != ".snakemake" and str(rel) != "config.yaml":
+            out.append(str(rel))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/b", "../x"])
+def test_run_names_that_leave_results_are_refused(name):
+    from anomalyhunt import config as cfgmod
+
+    with pytest.raises(AnomalyHuntError, match="run"):
+        cfgmod.validate({"run": name})
+
+
+@pytest.mark.workflow
+def test_dry_run_writes_nothing_and_dotdot_is_refused(tmp_path):
+    proc = _snakemake_n(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _written(tmp_path) == [], "a dry run must write nothing"
+    proc = _snakemake_n(tmp_path, "--config", "run=..")
+    assert proc.returncode != 0
+    assert "not a plain folder name" in proc.stdout + proc.stderr
+    assert _written(tmp_path) == []
+
+
+def readme_config_examples() -> list[str]:
+    import re
+
+    from tests.conftest import REPO
+
+    found = []
+    for line in (REPO / "README.md").read_text().splitlines():
+        for match in re.finditer(r"snakemake [^`#]*?--config (.+?)(?:`|\s+#|$)", line):
+            found.append(match.group(1).strip())
+    return found
+
+
+def test_readme_has_config_examples():
+    assert len(readme_config_examples()) >= 2
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("example", readme_config_examples())
+def test_every_readme_config_example_dry_runs(tmp_path, example):
+    """Each `--config` example of the README, as a dry run of a tiny search."""
+    import shlex
+
+    proc = _snakemake_n(tmp_path, "--config", *shlex.split(example))
+    assert proc.returncode == 0, (example, (proc.stdout + proc.stderr)[-3000:])
+    assert _written(tmp_path) == []
+
+
+def test_command_line_strings_become_the_types_the_schema_wants():
+    from anomalyhunt import config as cfgmod
+
+    given = {"summary": {"toys": "5000"}, "output": {"root": "true"}, "seed": "7",
+             "bumphunt": {"efficiencies": "[1.0, 0.1]", "bin_width": "0.1", "sr_bins": "2"},
+             "data": {"source": "file", "file": {"path": "x.h5", "tree": "null"}}}  # fmt: skip
+    config = cfgmod.validate(cfgmod.coerce_strings(given))
+    assert config["summary"]["toys"] == 5000 and config["output"]["root"] is True
+    assert config["seed"] == 7 and config["bumphunt"]["efficiencies"] == [1.0, 0.1]
+    assert config["bumphunt"]["bin_width"] == 0.1 and config["data"]["file"]["tree"] is None
+    assert config["data"]["file"]["path"] == "x.h5"
+
+
+# --- case 6: cross-field checks when the config is loaded ------------------------------------
+
+
+@pytest.mark.parametrize(("settings", "keys"), [
+    ({"bumphunt": {"sr_bins": 9}}, ["bumphunt.sr_bins", "regions.sr_width", "bumphunt.bin_width"]),
+    ({"bumphunt": {"bin_width": 0.5, "sr_bins": 1}}, ["bumphunt.bin_width", "regions.sr_width"]),
+    ({"bumphunt": {"bin_width": 0.03}}, ["bumphunt.bin_width", "regions.sr_width"]),
+    ({"regions": {"n_inject": 5000}, "data": {"toy": {"n_signal": 4000}}},
+     ["regions.n_inject", "data.toy.n_signal"]),
+    ({"regions": {"n_inject": 200_000}, "data": {"source": "lhco"}}, ["regions.n_inject"]),
+])  # fmt: skip
+def test_cross_field_errors_stop_at_load(tmp_path, settings, keys):
+    import yaml
+
+    from anomalyhunt import config as cfgmod
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    with pytest.raises(AnomalyHuntError) as err:
+        cfgmod.load(path)
+    message = str(err.value)
+    assert "\n" not in message
+    for key in keys:
+        assert key in message
