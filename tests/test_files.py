@@ -81,6 +81,7 @@ def test_events_command_toy_is_seeded(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
         "seed: 4\ndata:\n  toy: {n_background: 2000, n_signal: 100, mjj_correlation: 2}\n"
+        "regions: {n_inject: 50}\n"  # at most the signal pool, checked when the config is loaded
     )
     main(["events", "--config", str(cfg), "--out", str(tmp_path / "a.h5")])
     main(["events", "--config", str(cfg), "--out", str(tmp_path / "b.h5")])

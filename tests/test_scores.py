@@ -316,7 +316,7 @@ def test_cli_end_to_end_and_skipped_window(tmp_path):
     base = _write_inputs(tmp_path, df)
     out = tmp_path / "scores.parquet"
     argv = _argv(base, window="w01", method="cwola", out=str(out), model_dir=str(tmp_path / "m"))
-    assert cli.run(scores_main, argv) == 0
+    assert cli.run(scores_main, [*argv, "--keep-checkpoints"]) == 0  # to load a fold model below
     scores = read_parquet(out)
     assert list(scores.columns) == list(SCORE_COLUMNS)
     assert set(scores["event_id"]) == set(df.loc[WINDOW.region_of(df["mjj"]) > 0, "event_id"])

@@ -44,6 +44,12 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     config = copy.deepcopy(config) if config is not None else {}
     if not isinstance(config, dict):
         raise AnomalyHuntError(f"{source}: expected a mapping of settings, got {type(config).__name__}")
+    run = config.get("run")
+    if isinstance(run, str) and (run in (".", "..") or run != Path(run).name or not run.strip(".")):
+        raise AnomalyHuntError(
+            f"{source}: run = {run!r} is not a plain folder name: outputs go to results/<run>/, so "
+            "use letters, digits, '_', '-' and '.' (not '.' or '..')"
+        )
     errors = sorted(_Validator(schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
@@ -60,7 +66,85 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
         )
     if config["data"]["source"] == "file" and not config["data"]["file"]["path"]:
         raise AnomalyHuntError(f"{source}: data.source is 'file' but data.file.path is not set")
+    _check_binning(config, source)
+    _check_signal_pool(config, source)
     return config
+
+
+def _check_binning(config: dict[str, Any], source: str) -> None:
+    """bumphunt.bin_width and sr_bins against the SR, as the fit stage would find them."""
+    regions, bh = config["regions"], config["bumphunt"]
+    width, sr = bh["bin_width"], regions["sr_width"]
+    if width > sr + 1e-9:
+        raise AnomalyHuntError(
+            f"{source}: bumphunt.bin_width = {width} TeV is wider than the signal region "
+            f"(regions.sr_width = {sr} TeV)"
+        )
+    for name, value in (("regions.sr_width", sr), ("regions.sideband_width", regions["sideband_width"])):
+        if abs(value / width - round(value / width)) > 1e-6:
+            raise AnomalyHuntError(
+                f"{source}: bumphunt.bin_width = {width} TeV does not divide {name} = {value} TeV "
+                "into whole bins, so the fit bins would not fall on the window edges"
+            )
+    n_sr = round(sr / width)
+    if bh["sr_bins"] > n_sr:
+        raise AnomalyHuntError(
+            f"{source}: bumphunt.sr_bins = {bh['sr_bins']} is more than the {n_sr} fit bins of the "
+            f"signal region (regions.sr_width {sr} / bumphunt.bin_width {width} TeV)"
+        )
+
+
+def _check_signal_pool(config: dict[str, Any], source: str) -> None:
+    """regions.n_inject against the signal pool, where the config alone says how large it is."""
+    n_inject = config["regions"]["n_inject"]
+    data = config["data"]
+    pool = {"toy": ("data.toy.n_signal", data["toy"]["n_signal"]),
+            "pythia": ("data.pythia.n_signal (generated, before the cut)", data["pythia"]["n_signal"]),
+            "lhco": ("the LHCO R&D file's signal events", 100_000)}.get(data["source"])  # fmt: skip
+    if pool is not None and n_inject > pool[1]:
+        raise AnomalyHuntError(
+            f"{source}: regions.n_inject = {n_inject} is larger than the signal pool, "
+            f"{pool[0]} = {pool[1]}"
+        )
+
+
+def coerce_strings(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``config`` with strings read as YAML where the schema wants no string there.
+
+    Snakemake hands nested ``--config`` values over as strings (``summary='{toys: 5000}'`` gives
+    ``{'toys': '5000'}``), so a number, boolean, null or list given on the command line is
+    turned back into one wherever the schema expects it. Where a string is allowed it stays a
+    string, except the null words (null, ~) where null is allowed too.
+    """
+    root = schema()
+
+    def resolve(node: dict[str, Any]) -> dict[str, Any]:
+        while isinstance(node, dict) and "$ref" in node:
+            node = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        return node
+
+    def walk(value: Any, node: dict[str, Any]) -> Any:  # noqa: ANN401
+        node = resolve(node)
+        types = node.get("type", [])
+        types = [types] if isinstance(types, str) else list(types)
+        if isinstance(value, str) and types:
+            if "string" not in types:
+                try:
+                    parsed = yaml.safe_load(value)
+                except yaml.YAMLError:
+                    return value  # left for the validator to name
+                if parsed is not None or "null" in types:
+                    return walk(parsed, node)
+            elif "null" in types and value.strip() in ("null", "Null", "NULL", "~"):
+                return None
+        if isinstance(value, dict) and "object" in types:
+            props = node.get("properties", {})
+            return {k: walk(v, props[k]) if k in props else v for k, v in value.items()}
+        if isinstance(value, list) and "array" in types and isinstance(node.get("items"), dict):
+            return [walk(v, node["items"]) for v in value]
+        return value
+
+    return walk(copy.deepcopy(config), root)
 
 
 def load(path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> dict[str, Any]:

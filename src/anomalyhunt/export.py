@@ -35,12 +35,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if path.suffix.lower() == ".parquet":
         return read_parquet(path)
     if path.suffix.lower() in HDF_SUFFIXES:
-        with pd.HDFStore(path, mode="r") as store:
-            keys = store.keys()
-            key = "/df" if "/df" in keys else (keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise AnomalyHuntError(f"{path}: tables {keys} and none is called 'df'")
-            return store[key]
+        from anomalyhunt.data import safe_hdf
+
+        return safe_hdf.read_frame(path)  # numeric columns only; nothing is unpickled
     raise AnomalyHuntError(f"{path}: unknown table type '{path.suffix}'; use .parquet or .h5")
 
 

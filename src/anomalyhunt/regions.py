@@ -127,6 +127,13 @@ def build(features: pd.DataFrame, config: dict[str, Any]) -> tuple[pd.DataFrame,
     if missing:
         raise AnomalyHuntError(f"features table lacks columns {missing}")
     rc = config["regions"]
+    minimum = rc["min_events"]["sr"] + rc["min_events"]["sb"]
+    if len(features) < minimum:
+        raise AnomalyHuntError(
+            f"the data hold {len(features)} events, fewer than the {minimum} that one window needs "
+            f"(regions.min_events: sr {rc['min_events']['sr']} + sb {rc['min_events']['sb']}); "
+            "nothing could be tested"
+        )
     n_inject = rc["n_inject"] if (features["label"] == 1).any() else 0
     if rc["n_inject"] and not n_inject:
         log.warning("the data have no labelled signal events: nothing injected")
@@ -139,6 +146,13 @@ def build(features: pd.DataFrame, config: dict[str, Any]) -> tuple[pd.DataFrame,
         "folds": rc["folds"],
         "windows": summarize_windows(data, wins, rc["min_events"]),
     }
+    if all(w["skipped"] for w in meta["windows"]):
+        first = meta["windows"][0]
+        raise AnomalyHuntError(
+            f"all {len(wins)} windows of regions.scan [{rc['scan']['min']}, {rc['scan']['max']}] TeV "
+            f"have too few events (e.g. {first['id']}: {first['skipped']}); nothing could be "
+            f"tested in {len(data)} events"
+        )
     return data, meta
 
 

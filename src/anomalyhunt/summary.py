@@ -19,6 +19,7 @@ import pandas as pd
 
 from anomalyhunt import cli
 from anomalyhunt import config as cfgmod
+from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import atomic_path, read_json, write_csv, write_json
 from anomalyhunt.stats import bumphunter, trials
 
@@ -110,7 +111,9 @@ def global_significance(fits: Sequence[dict[str, Any]], table: pd.DataFrame, n_t
                            "n_tests": len(ok), "n_toys": n_toys}
     bh_seed = seed + 1 if bumphunter_seed is None else bumphunter_seed
     if n_toys == 0:
-        out["toys"] = {"status": "summary.toys = 0: no pseudo-experiments"}
+        out["toys"] = {"status": "not computed (summary.toys = 0)"}
+        out["gross_vitells"] = {"status": "not computed: it is fitted to the upcrossings of the toys, "
+                                          "so it needs summary.toys > 0"}
         out["bumphunter"] = bumphunter_check(fits, bumphunter_pe, bh_seed)
         return out
     tests, keys = toy_tests(fits)
@@ -309,11 +312,16 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
         elif "z_global" in toys:
             lines.append(f"- **global significance** ({toys['n_toys']} toys): p = {toys['p_global']:.3g} "
                          f"± {toys['p_global_err']:.2g}, **Z_global = {toys['z_global']:.2f}**")
+        else:
+            lines.append(f"- **global significance from toys: {toys.get('status', 'not computed')}**; "
+                         "the local Z above is not corrected for the look-elsewhere effect")
         gv = g.get("gross_vitells", {})
         if "z_global" in gv:
             how = ("upcrossings fitted over several levels" if gv.get("method") == "fit"
                    else "single-level extrapolation")
             lines.append(f"- Gross-Vitells estimate ({how}): p = {gv['p_global']:.3g}, Z_global = {gv['z_global']:.2f}")
+        elif gv.get("status"):
+            lines.append(f"- Gross-Vitells estimate: {gv['status']}")
         lines.append(_bumphunter_line(g.get("bumphunter")))
         if g.get("per_method"):
             each = "; ".join(
@@ -322,7 +330,12 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
             lines.append(f"- each method alone (toys of its own tests only): {each}")
         lines.append(_limit_line(best))
     else:
-        lines.append("- no window could be tested")
+        lines.append("- **NOTHING WAS TESTED**: no window and cut gave a result (the reasons are under "
+                     "'Not tested'); this is not a search result")
+    if summary.get("stale_windows"):
+        lines.append(f"- **stale outputs**: {', '.join(summary['stale_windows'])} under "
+                     f"results/{summary['run']}/windows/ are left from an earlier scan and are not part "
+                     "of this search (each holds a STALE.md saying so); delete them or ignore them")
     lines += _statistics_lines(summary, table)
     lines += ["", "## Local significance (Z) per window and cut", ""]
     ok = table[table["status"] == "ok"]
@@ -342,6 +355,35 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
         lines += [f"- {r.method} {r.window} keep {r.efficiency}: {r.status}" for r in bad.itertuples()]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+STALE_NOTE = "STALE.md"
+
+
+def mark_stale_windows(windows_dir: Path, current: Sequence[str], run: str) -> list[str]:
+    """Window folders under ``windows_dir`` that are not in this scan, each marked with a note.
+
+    Narrowing ``regions.scan`` leaves the dropped windows' folders (scores, fits, plots) behind;
+    they are the user's files, so they are not deleted, but each gets a STALE.md and the summary
+    names them. A current window loses any old note.
+    """
+    if not windows_dir.is_dir():
+        return []
+    stale = []
+    for d in sorted(p for p in windows_dir.iterdir() if p.is_dir()):
+        note = d / STALE_NOTE
+        if d.name in current:
+            note.unlink(missing_ok=True)
+            continue
+        stale.append(d.name)
+        with atomic_path(note) as tmp:
+            tmp.write_text(f"# {d.name} is stale\n\nThis window is not part of the latest search of run "
+                           f"`{run}` (its regions.scan no longer contains it): nothing here is a "
+                           "current result. See ../../summary.md.\n")
+    if stale:
+        log.warning("stale window folders from an earlier scan (not part of this search): %s",
+                    ", ".join(stale))
+    return stale
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -374,6 +416,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         | {"resolution": config["bumphunt"]["signal"]["resolution"],
            "spurious": config["bumphunt"]["spurious"]["enabled"]},
         "local": table.replace({np.nan: None}).to_dict(orient="records"),
+        "stale_windows": mark_stale_windows(out / "windows", [w["id"] for w in meta["windows"]],
+                                            config["run"]),
     }
     write_csv(table, out / "local_z.csv")
     write_json(summary, out / "summary.json")
@@ -385,6 +429,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     plots.limit_scan(fits, out / "plots" / "limits.png", config["bumphunt"]["luminosity_fb"])
     log.info("largest local Z = %s; global: %s", summary["best"] and round(summary["best"]["z"], 2),
              glob.get("toys", {}).get("z_global"))
+    if summary["best"] is None:
+        bad = table[table["status"] != "ok"]
+        reason = f" (e.g. {bad.iloc[0]['window']}: {bad.iloc[0]['status']})" if not bad.empty else ""
+        raise AnomalyHuntError(f"nothing was tested: none of the {len(table)} window and cut tests gave "
+                               f"a result{reason}; see {out / 'summary.md'}")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,11 @@ from anomalyhunt import regions as ah_regions  # noqa: E402
 from anomalyhunt.errors import AnomalyHuntError  # noqa: E402
 
 # The package's validator first: it names the bad key in one line and adds cross-field checks;
-# Snakemake's own validation of the same schema then fills the defaults in place.
+# Snakemake's own validation of the same schema then fills the defaults in place. Snakemake hands
+# nested --config values over as strings ("{toys: 5000}" gives '5000'): they are read as YAML
+# wherever the schema expects a number, boolean, null or list.
 try:
-    config.update(ah_config.validate(config, source="config"))
+    config.update(ah_config.validate(ah_config.coerce_strings(config), source="config"))
 except AnomalyHuntError as exc:
     raise WorkflowError(str(exc))
 validate(config, "../schemas/config.schema.yaml")
@@ -29,8 +31,11 @@ METHODS = config["scores"]["methods"]
 
 # Every command reads the whole resolved config from one file, written only when it changes so
 # that its timestamp never triggers reruns; each rule declares the config parts it depends on as
-# params, so changing one value reruns only the jobs that use it.
-CONFIG = ah_config.write_resolved(config, f"{RUN}/config.yaml")
+# params, so changing one value reruns only the jobs that use it. A dry run (-n) writes nothing.
+CONFIG = f"{RUN}/config.yaml"
+DRY_RUN = bool(getattr(workflow.output_settings, "dryrun", False)) or workflow.dryrun
+if not DRY_RUN:
+    ah_config.write_resolved(config, CONFIG)
 
 
 # Rules call `python -m anomalyhunt.<stage>`: the interpreter running Snakemake comes first on the

@@ -168,11 +168,14 @@ def _read_chunk(path: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """A chunk's table and its generation record (empty for files not written by pythia-chunk)."""
     if not Path(path).exists():
         raise AnomalyHuntError(f"merge: {path}: file not found")
+    from anomalyhunt.data import safe_hdf
+
     try:
-        with pd.HDFStore(path, mode="r") as store:
-            if "/df" not in store.keys():
-                raise AnomalyHuntError(f"merge: {path}: no table under key 'df'")
-            df = store["df"]
+        try:  # inspected without unpickling; only numeric columns are read
+            df = safe_hdf.read_frame(path, "df")
+        except AnomalyHuntError as exc:
+            raise AnomalyHuntError(f"merge: {exc}") from None
+        with pd.HDFStore(path, mode="r") as store:  # safe: every attribute was checked above
             meta = dict(getattr(store.get_storer("df").attrs, _GEN_ATTR, None) or {})
     except AnomalyHuntError:
         raise
@@ -236,6 +239,8 @@ def make_features(
         tree = tree or fc["tree"]
         branches, jets = fc["branches"], fc["jets"]
     events = read_events(path, tree, branches=branches, jets=jets)
+    if len(events) == 0:
+        raise AnomalyHuntError(f"{path}: the file holds 0 events; nothing to search")
     features = compute_features(events, source=str(path))
     write_parquet(features, out)
     labels = features["label"].to_numpy()

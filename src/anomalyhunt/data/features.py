@@ -25,6 +25,9 @@ TAU21_UNDEFINED: float = 1.0
 
 _GEV_PER_TEV = 1000.0
 
+#: The only label values: 1 signal, 0 background, -1 unknown (data, black boxes).
+LABELS = (-1, 0, 1)
+
 
 def mjj(
     px1: np.ndarray, py1: np.ndarray, pz1: np.ndarray, m1: np.ndarray,
@@ -59,6 +62,15 @@ def check_columns(events: pd.DataFrame, source: str = "events") -> None:
         raise AnomalyHuntError(
             f"{source}: missing columns {missing}; the LHCO layout needs {LHCO_COLUMNS}"
         )
+    for c in [*LHCO_COLUMNS, *(["label"] if "label" in events.columns else [])]:
+        column = events[c]
+        if not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)):
+            bad = pd.to_numeric(column, errors="coerce").isna() & column.notna()
+            example = column[bad].iloc[0] if bad.any() else column.iloc[0] if len(column) else None
+            raise AnomalyHuntError(
+                f"{source}: column '{c}' holds {column.dtype} values, not numbers "
+                f"(e.g. {example!r}); the LHCO columns and the label must be numeric"
+            )
     values = events[LHCO_COLUMNS].to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -82,9 +94,18 @@ def compute_features(events: pd.DataFrame, source: str = "events") -> pd.DataFra
     m_light = np.where(first_light, col["mj1"], col["mj2"])
     m_heavy = np.where(first_light, col["mj2"], col["mj1"])
     if "label" in events.columns:
-        raw = events["label"].to_numpy()
-        if not np.all(np.isfinite(raw.astype(np.float64))):
+        raw = events["label"].to_numpy().astype(np.float64)
+        if not np.all(np.isfinite(raw)):
             raise AnomalyHuntError(f"{source}: the 'label' column has NaN values")
+        bad = ~np.isin(raw, LABELS)
+        if bad.any():
+            values = np.unique(raw[bad])
+            raise AnomalyHuntError(
+                f"{source}: the 'label' column holds {values[0]:g}"
+                + (f" (and {len(values) - 1} other values)" if len(values) > 1 else "")
+                + f" in {int(bad.sum())} events; labels are 1 (signal), 0 (background) or "
+                "-1 (unknown)"
+            )
         label = raw.astype(np.int8)
     else:
         label = np.full(len(events), -1, dtype=np.int8)

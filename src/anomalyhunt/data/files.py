@@ -40,40 +40,18 @@ def read_hdf_events(
 ) -> pd.DataFrame:
     """LHCO columns (+label) of a pandas HDF5 file: table ``key``, else 'df', else the only one.
 
-    ``renames`` maps LHCO column names to the file's column names where they differ.
+    ``renames`` maps LHCO column names to the file's column names where they differ. Nothing in
+    the file is ever unpickled (:mod:`anomalyhunt.data.safe_hdf`): a file with pickled (object)
+    columns is refused with one line naming them.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AnomalyHuntError(f"{path}: file not found")
-    try:
-        with pd.HDFStore(path, mode="r") as store:
-            keys = [k.lstrip("/") for k in store.keys()]
-            if key is None:
-                if "df" in keys:
-                    key = "df"
-                elif len(keys) == 1:
-                    key = keys[0]
-                else:
-                    raise AnomalyHuntError(
-                        f"{path}: {len(keys)} tables {keys} and none is called 'df'; "
-                        "store the events under key 'df'"
-                    )
-            if key not in keys:
-                raise AnomalyHuntError(f"{path}: no table '{key}' (tables: {keys})")
-            df = store[key]
-    except AnomalyHuntError:
-        raise
-    except Exception as exc:  # tables/HDF5 raise many types for a file that is not pandas HDF5
-        raise AnomalyHuntError(
-            f"{path}: cannot read it as a pandas HDF5 file ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no details'})"
-        ) from exc
-    if not isinstance(df, pd.DataFrame):
-        raise AnomalyHuntError(f"{path}: table '{key}' is not a DataFrame")
-    if renames:
-        df = df.rename(columns={theirs: ours for ours, theirs in renames.items()})
-    cols = _wanted(list(df.columns), path, "columns")
-    return df[cols].reset_index(drop=True)
+    from anomalyhunt.data import safe_hdf
+
+    renames = dict(renames or {})
+    # the file is inspected without unpickling anything, and only the numeric columns are read
+    lay, stored = safe_hdf.stored_columns(path, key)
+    available = [c for c in [*LHCO_COLUMNS, "label"] if renames.get(c, c) in stored]
+    cols = _wanted(available, Path(path), "columns")
+    return safe_hdf.read_frame(path, lay.key, columns=cols, renames=renames)
 
 
 def _trees(file: object) -> list[str]:

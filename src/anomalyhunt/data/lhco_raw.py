@@ -114,6 +114,14 @@ def _bad(path: Path, what: str) -> AnomalyHuntError:
 def _open(path: Path) -> pd.HDFStore:
     if not path.exists():
         raise AnomalyHuntError(f"{path}: file not found")
+    from anomalyhunt.data import safe_hdf
+
+    try:
+        safe_hdf.check_file(path)  # nothing PyTables would unpickle may hold more than plain data
+    except AnomalyHuntError as exc:
+        if "cannot open it as HDF5" in str(exc):
+            raise _bad(path, "cannot open it as HDF5") from None
+        raise
     try:
         return pd.HDFStore(path, mode="r")
     except Exception as exc:  # noqa: BLE001 - HDF5 raises many types for a file that is not HDF5
@@ -122,6 +130,8 @@ def _open(path: Path) -> pd.HDFStore:
 
 def layout(store: pd.HDFStore, path: Path) -> RawLayout:
     """Check the frame's shape and find its value blocks, reading no event data."""
+    import tables
+
     if "/df" not in store.keys():
         raise _bad(path, f"no table 'df' (tables: {store.keys()})")
     storer = store.get_storer("df")
@@ -138,8 +148,13 @@ def layout(store: pd.HDFStore, path: Path) -> RawLayout:
         values = store.get_node(f"/df/block{i}_values")
         items = [str(c.decode() if isinstance(c, bytes) else c)
                  for c in store.get_node(f"/df/block{i}_items")[:]]  # fmt: skip
-        if values.dtype.kind not in "fiu":
-            raise _bad(path, f"block {i} holds {values.dtype} values, not numbers")
+        if isinstance(values, tables.VLArray) or values.dtype.kind not in "fiu":
+            # never read: an object block is a VLArray of pickles, and unpickling can run code
+            what = "pickled Python objects" if isinstance(values, tables.VLArray) else values.dtype
+            raise AnomalyHuntError(
+                f"{path}: column(s) {items[:5]} hold {what}, not numbers (pickles are never "
+                "read: unpickling a file can run code)"
+            )
         if not getattr(values.attrs, "transposed", False) or values.shape != (n_events, len(items)):
             raise _bad(path, f"block {i} has shape {values.shape}, not ({n_events}, {len(items)})")
         blocks.append((values._v_pathname, np.array([position[c] for c in items])))

@@ -31,6 +31,27 @@ from anomalyhunt.scores.kfold import score_out_of_fold
 log = logging.getLogger("anomalyhunt.scores")
 
 
+def clear_checkpoints(model_dir: Path) -> None:
+    """Remove a finished job's fold checkpoints (models, score files, markers) and their folder.
+
+    Only the files the k-fold driver writes (``fold*``, and ``.fold*`` staging) are removed; the
+    folder goes too when nothing else is left in it.
+    """
+    import shutil
+
+    if not model_dir.is_dir():
+        return
+    for p in [*model_dir.glob("fold*"), *model_dir.glob(".fold*")]:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink(missing_ok=True)
+    try:
+        model_dir.rmdir()
+    except OSError:
+        log.info("%s keeps files that are not checkpoints; left in place", model_dir)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the arguments, score the window and write the scores table."""
     p = argparse.ArgumentParser(
@@ -55,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument(
         "--keep-checkpoints",
         action="store_true",
-        help="keep the fold markers after success, so that a rerun reuses the folds",
+        help="keep the fold checkpoints after success, so that a rerun reuses the folds",
     )
     p.add_argument("--threads", type=int, default=None, help="default: the config's threads")
     args = p.parse_args(argv)
@@ -119,8 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     write_parquet(scores, args.out)
     if args.model_dir and not args.keep_checkpoints:
-        for marker in Path(args.model_dir).glob("fold*.done.json"):
-            marker.unlink()
+        clear_checkpoints(Path(args.model_dir))
     log.info(
         "window %s: %d events scored with %s -> %s", args.window, len(scores), args.method, args.out
     )
