@@ -116,34 +116,32 @@ def _is_object(ds: Any) -> bool:  # noqa: ANN401
     return ds.dtype.kind == "O" or h5py.check_vlen_dtype(ds.dtype) is not None
 
 
-def check_file(path: str | os.PathLike) -> None:
-    """Refuse a file with an attribute that PyTables would unpickle into anything but plain data."""
+def _open(path: Path, what: str, details: bool = False):
+    """The file opened read-only by h5py (which never unpickles), or one line saying why not."""
     import h5py
 
-    path = Path(path)
     if not path.exists():
         raise AnomalyHuntError(f"{path}: file not found")
     try:
-        h5 = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError and others for non-HDF5 files
-        raise AnomalyHuntError(f"{path}: cannot open it as HDF5 ({type(exc).__name__})") from exc
-    with h5:
+        why = type(exc).__name__
+        if details:
+            why += f": {str(exc).splitlines()[0] if str(exc) else 'no details'}"
+        raise AnomalyHuntError(f"{path}: {what} ({why})") from exc
+
+
+def check_file(path: str | os.PathLike) -> None:
+    """Refuse a file with an attribute that PyTables would unpickle into anything but plain data."""
+    path = Path(path)
+    with _open(path, "cannot open it as HDF5") as h5:
         _check_attributes(h5, path)
 
 
 def describe(path: str | os.PathLike, key: str | None = None) -> Layout:
     """Check the whole file for pickles and describe table ``key`` ('df', else the only one)."""
-    import h5py
-
     path = Path(path)
-    if not path.exists():
-        raise AnomalyHuntError(f"{path}: file not found")
-    try:
-        h5 = h5py.File(path, "r")
-    except Exception as exc:  # noqa: BLE001 - h5py raises OSError and others for non-HDF5 files
-        raise AnomalyHuntError(f"{path}: cannot read it as a pandas HDF5 file ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else 'no details'})") from exc
-    with h5:
+    with _open(path, "cannot read it as a pandas HDF5 file", details=True) as h5:
         _check_attributes(h5, path)
         keys = _pandas_keys(h5)
         if key is None:
