@@ -19,6 +19,7 @@ include: "workflow/rules/bumphunt.smk"
 include: "workflow/rules/summary.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/export.smk"
+include: "workflow/rules/sensitivity.smk"
 
 
 rule all:
