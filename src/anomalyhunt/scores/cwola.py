@@ -20,7 +20,11 @@ from anomalyhunt.io import read_json, write_json
 from anomalyhunt.regions import SIDEBAND, SIGNAL_REGION
 from anomalyhunt.scores.base import Scorer, WindowData, register
 from anomalyhunt.scores.classifiers import CLASSIFIERS, Ensemble
-from anomalyhunt.scores.decorrelate import LocationScale
+from anomalyhunt.scores.decorrelate import (
+    ConditionalQuantile,
+    LocationScale,
+    decorrelator_from_dict,
+)
 
 
 @register
@@ -46,12 +50,12 @@ class CWoLa(Scorer):
             )
         self.n_members = int(self.params.get("ensemble", 3))
         self.decorrelate = self.params.get("decorrelate", "none")
-        if self.decorrelate not in ("none", "location_scale"):
+        if self.decorrelate not in ("none", "location_scale", "quantile"):
             raise AnomalyHuntError(
-                f"scores.cwola.decorrelate '{self.decorrelate}' unknown; use none or location_scale"
+                f"scores.cwola.decorrelate '{self.decorrelate}' unknown; use none, location_scale or quantile"
             )
         self.ensemble: Ensemble | None = None
-        self.decorrelator: LocationScale | None = None
+        self.decorrelator: LocationScale | ConditionalQuantile | None = None
 
     def _inputs(self, data: WindowData) -> np.ndarray:
         if self.decorrelator is None:
@@ -74,6 +78,10 @@ class CWoLa(Scorer):
         y_val = self._labels(valid, "validation")
         if self.decorrelate == "location_scale":
             self.decorrelator = LocationScale().fit(train.X, train.mjj)
+        elif self.decorrelate == "quantile":
+            # sidebands only: the SR is interpolated, so a signal there keeps its over-density
+            sb = train.region == SIDEBAND
+            self.decorrelator = ConditionalQuantile().fit(train.X[sb], train.mjj[sb])
         self.ensemble = Ensemble(
             self.classifier,
             self.params.get(self.classifier, {}),
@@ -113,5 +121,5 @@ class CWoLa(Scorer):
         scorer = cls(meta["params"], seed=meta["seed"], device=device, threads=threads)
         scorer.ensemble = Ensemble.load(path, device=device, threads=threads)
         if meta.get("decorrelator"):
-            scorer.decorrelator = LocationScale.from_dict(meta["decorrelator"])
+            scorer.decorrelator = decorrelator_from_dict(meta["decorrelator"])
         return scorer
