@@ -20,11 +20,7 @@ from anomalyhunt.io import read_json, write_json
 from anomalyhunt.regions import SIDEBAND, SIGNAL_REGION
 from anomalyhunt.scores.base import Scorer, WindowData, register
 from anomalyhunt.scores.classifiers import CLASSIFIERS, Ensemble
-from anomalyhunt.scores.decorrelate import (
-    ConditionalQuantile,
-    LocationScale,
-    decorrelator_from_dict,
-)
+from anomalyhunt.scores.decorrelate import LocationScale
 
 
 @register
@@ -50,12 +46,12 @@ class CWoLa(Scorer):
             )
         self.n_members = int(self.params.get("ensemble", 3))
         self.decorrelate = self.params.get("decorrelate", "none")
-        if self.decorrelate not in ("none", "location_scale", "quantile"):
+        if self.decorrelate not in ("none", "location_scale"):
             raise AnomalyHuntError(
-                f"scores.cwola.decorrelate '{self.decorrelate}' unknown; use none, location_scale or quantile"
+                f"scores.cwola.decorrelate '{self.decorrelate}' unknown; use none or location_scale"
             )
         self.ensemble: Ensemble | None = None
-        self.decorrelator: LocationScale | ConditionalQuantile | None = None
+        self.decorrelator: LocationScale | None = None
 
     def _inputs(self, data: WindowData) -> np.ndarray:
         if self.decorrelator is None:
@@ -78,10 +74,6 @@ class CWoLa(Scorer):
         y_val = self._labels(valid, "validation")
         if self.decorrelate == "location_scale":
             self.decorrelator = LocationScale().fit(train.X, train.mjj)
-        elif self.decorrelate == "quantile":
-            # sidebands only: the SR is interpolated, so a signal there keeps its over-density
-            sb = train.region == SIDEBAND
-            self.decorrelator = ConditionalQuantile().fit(train.X[sb], train.mjj[sb])
         self.ensemble = Ensemble(
             self.classifier,
             self.params.get(self.classifier, {}),
@@ -121,5 +113,5 @@ class CWoLa(Scorer):
         scorer = cls(meta["params"], seed=meta["seed"], device=device, threads=threads)
         scorer.ensemble = Ensemble.load(path, device=device, threads=threads)
         if meta.get("decorrelator"):
-            scorer.decorrelator = decorrelator_from_dict(meta["decorrelator"])
+            scorer.decorrelator = LocationScale.from_dict(meta["decorrelator"])
         return scorer
