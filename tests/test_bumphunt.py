@@ -110,10 +110,11 @@ def test_function_choice_is_recorded_and_toys_use_it():
     fits = [{"skipped": None, "cuts": results, "method": "m", "window": "w01", "sr": list(WINDOW.sr), "centre": 3.5}]
     tests, _ = summary.toy_tests(fits)
     assert [t["function"] for t in tests] == [r["function"] for r in results]
-    # the default: the single dijet4 fit uncut, the ratio family after a cut (its toys carry the
-    # uncut spectrum they multiply)
+    # the default: the single dijet4 fit uncut (the same selection with one candidate, so no
+    # test), the ratio family after a cut (its toys carry the uncut spectrum they multiply)
     uncut, cut = bumphunt.hunt(scores, WINDOW, [1.0, 0.01], 0.05)
-    assert uncut["function"] == "dijet4" and uncut["function_choice"] is None
+    assert uncut["function"] == "dijet4" and uncut["function_choice"]["chosen"] == "dijet4"
+    assert uncut["function_choice"]["tests"] == [] and set(uncut["function_choice"]["fits"]) == {"dijet4"}
     assert cut["function"].startswith("ratio") and cut["function_choice"]["chosen"] == cut["function"]
     fits[0]["cuts"] = [uncut, cut]
     tests, _ = summary.toy_tests(fits)

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.stats.fit import SQRT_S, bin_masks, dijet, fit_sidebands
-from anomalyhunt.stats.functions import FUNCTIONS, fit_batch, fit_family, fit_function, get_function
+from anomalyhunt.stats.batch import fit_batch
+from anomalyhunt.stats.fit import fit_function
+from anomalyhunt.stats.functions import FUNCTIONS, SQRT_S, bin_masks, get_function
+from anomalyhunt.stats.select import fit_family
 
 # a 2 TeV window, enough events that a wrong shape shows
 EDGES = np.round(np.arange(2.5, 4.5 + 1e-9, 0.05), 6)
@@ -32,7 +34,9 @@ def test_formulas() -> None:
         get_function("dijet3").density(m, p[:3]), p[0] * (1 - x) ** p[1] / x ** p[2], rtol=1e-12
     )
     np.testing.assert_allclose(
-        get_function("dijet4").density(m, p[:4]), dijet(m, np.array(p[:4])), rtol=1e-12
+        get_function("dijet4").density(m, p[:4]),
+        p[0] * (1 - x) ** p[1] / x ** (p[2] + p[3] * lx),
+        rtol=1e-12,
     )
     np.testing.assert_allclose(
         get_function("dijet5").density(m, p),
@@ -95,17 +99,24 @@ def test_threshold_is_configurable() -> None:
     assert loose["chosen"] == "dijet5"  # everything is
 
 
-def test_dijet4_matches_the_standard_sideband_fit() -> None:
+def test_step_down_is_the_nested_lower_order() -> None:
+    """dijet4 with p3 fixed at 0 is dijet3: same prediction, deviance and ndf, to fit tolerance."""
     counts = np.random.default_rng(4).poisson(mean_counts("dijet4", [1, 10, 5, 0.3], 2e4))
     counts = counts.astype(float)
-    ref = fit_sidebands(EDGES, counts, SR)
-    fit = fit_function("dijet4", EDGES, counts, ref.fit_mask)
-    assert ref.valid and fit.valid
-    b_ref, s_ref = ref.predict(*SR)
-    b, s = fit.predict(*SR)
-    assert b == pytest.approx(b_ref, rel=1e-3)
-    assert s == pytest.approx(s_ref, rel=0.05)
-    assert fit.chi2 == pytest.approx(ref.chi2, abs=0.05)
+    _, fit_mask = bin_masks(EDGES, *SR)
+    three = fit_function("dijet3", EDGES, counts, fit_mask)
+    capped = fit_function("dijet4", EDGES, counts, fit_mask, max_free=3)
+    assert three.valid and capped.valid and capped.n_free == 3 and capped.n_par == 4
+    assert capped.params[3] == 0.0 and np.all(capped.cov[3] == 0.0)
+    assert capped.ndf == three.ndf and "3 of 4 free" in capped.message
+    b3, s3 = three.predict(*SR)
+    b, s = capped.predict(*SR)
+    assert b == pytest.approx(b3, rel=1e-6)
+    assert s == pytest.approx(s3, rel=1e-3)
+    assert capped.chi2 == pytest.approx(three.chi2, abs=1e-3)
+    # all four free: a different (more flexible) fit
+    full = fit_function("dijet4", EDGES, counts, fit_mask)
+    assert full.n_free == 4 and full.chi2 < three.chi2 and full.predict(*SR)[1] > s3
 
 
 def test_ua2_fit() -> None:
@@ -151,7 +162,7 @@ def test_batch_fit_matches_migrad_for_every_function(name: str) -> None:
     counts = rng.poisson(mean, size=(20, mean.size)).astype(float)
     _, fit_mask = bin_masks(EDGES, *SR)
     nominal = fit_function(name, EDGES, mean, fit_mask)
-    b, sigma, ok = fit_batch(name, EDGES, counts, SR, nominal.params)
+    b, sigma, ok = fit_batch(name, EDGES, counts, SR, nominal.params)[:3]
     assert ok.all()
     compared = 0
     for i in range(6):

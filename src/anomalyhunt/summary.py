@@ -78,8 +78,9 @@ def toy_tests(fits: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
             sr_model = c.get("sr_model") or {}
             tests.append({"edges": np.asarray(fit["edges"]), "expected": np.asarray(fit["expected"]),
                           "sr": tuple(f["sr"]), "start": np.asarray(fit["params"]),
-                          "function": fit.get("function") or "dijet4", "sr_bins": sr_model.get("bins", 1),
-                          "signal_shape": sr_model.get("signal_shape"), "log_offset": fit.get("log_offset")})
+                          "function": fit.get("function"), "n_free": fit.get("n_free"),
+                          "sr_bins": sr_model.get("bins", 1), "signal_shape": sr_model.get("signal_shape"),
+                          "log_offset": fit.get("log_offset")})
             keys.append((f["method"], f["window"], c["efficiency"], f["centre"]))
     return tests, keys
 

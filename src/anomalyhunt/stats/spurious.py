@@ -20,7 +20,8 @@ import numpy as np
 from scipy import stats
 
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.stats.functions import fit_function, get_function, json_clean
+from anomalyhunt.stats.fit import fit_function
+from anomalyhunt.stats.functions import get_function, json_clean
 
 #: |S_spur| / sigma_S above this flags the function.
 DEFAULT_THRESHOLD = 0.5
