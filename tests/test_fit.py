@@ -157,3 +157,23 @@ def test_to_dict_round_trips_through_json() -> None:
     assert d["valid"] and len(d["params"]) == 4 and len(d["cov"]) == 4
     assert d["chi2_kind"] == "deviance"
     np.testing.assert_allclose(d["expected"], fit.expected)
+
+
+def test_batch_fit_keeps_the_nominal_free_parameters() -> None:
+    """Toys refit with at most the nominal fit's free parameters, and match Migrad doing the same."""
+    rng = np.random.default_rng(16)
+    mean = background(3e3)
+    fit_mask = bin_masks(EDGES, *SR)[1]
+    nominal = fit_function("dijet4", EDGES, mean, fit_mask, max_free=3)
+    assert nominal.valid and nominal.n_free == 3 and nominal.params[3] == 0.0
+    toys = rng.poisson(mean, size=(6, mean.size)).astype(float)
+    res = fit_batch("dijet4", EDGES, toys, SR, nominal.params, max_free=3)
+    assert res.ok.all() and (res.n_free == 3).all()
+    for i, counts in enumerate(toys):
+        ref = fit_function("dijet4", EDGES, counts, fit_mask, max_free=3)
+        b_ref, s_ref = ref.predict(*SR)
+        assert res.b[i] == pytest.approx(b_ref, rel=1e-4)
+        assert res.sigma_b[i] == pytest.approx(s_ref, rel=0.02)
+    # the one-bin view of the multi-bin output
+    np.testing.assert_allclose(res.b_groups[:, 0], res.b)
+    np.testing.assert_allclose(res.cov_groups[:, 0, 0], res.sigma_b**2)

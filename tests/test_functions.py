@@ -11,7 +11,7 @@ from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.stats.batch import fit_batch
 from anomalyhunt.stats.fit import fit_function
 from anomalyhunt.stats.functions import FUNCTIONS, SQRT_S, bin_masks, get_function
-from anomalyhunt.stats.select import fit_family
+from anomalyhunt.stats.select import fit_family, select_function
 
 # a 2 TeV window, enough events that a wrong shape shows
 EDGES = np.round(np.arange(2.5, 4.5 + 1e-9, 0.05), 6)
@@ -187,3 +187,41 @@ def test_wilks_selection_and_equal_parameter_counts() -> None:
     assert four[0]["simple"] == better
     with pytest.raises(AnomalyHuntError):
         fit_family(EDGES, counts, SR, test="chi2")
+
+
+def _sideband_sample(n_events: int, seed: int) -> np.ndarray:
+    """Exactly ``n_events`` in the sidebands (multinomial over a dijet4 shape), none in the SR."""
+    shape = mean_counts("dijet4", [1, 10, 5, 0.3], 1.0)
+    _, fit_mask = bin_masks(EDGES, *SR)
+    counts = np.zeros(EDGES.size - 1)
+    p = shape[fit_mask] / shape[fit_mask].sum()
+    counts[fit_mask] = np.random.default_rng(seed).multinomial(n_events, p)
+    return counts
+
+
+def test_sparse_spectrum_is_flagged_and_fitted_with_few_parameters() -> None:
+    """30 sideband events constrain at most 3 free parameters: dijet4 and dijet5 are not fitted,
+    a single dijet4 keeps 3 of its 4; 20,000 events constrain them all."""
+    sparse = _sideband_sample(30, seed=8)
+    assert (sparse[~SR_MASK] > 0).sum() >= 6  # so the events, not the bins, set the limit
+    res = fit_family(EDGES, sparse, SR)
+    assert res["sparse"] is True and res["max_free"] == 3 and res["n_fit_events"] == 30
+    assert res["chosen"] == "dijet3" and res["fits"]["dijet3"]["valid"]
+    assert "at most 3 free parameters" in res["sparse_action"] and "dijet4" in res["sparse_action"]
+    for name in ("dijet4", "dijet5"):
+        assert not res["fits"][name]["valid"] and res["fits"][name]["message"].startswith("not fitted")
+    assert res["f_tests"] == []
+    json.dumps(res, allow_nan=False)
+    one, fit = select_function(EDGES, sparse, SR, ("dijet4",))
+    assert one["sparse"] and fit.function == "dijet4" and fit.n_free == 3 and fit.params[3] == 0.0
+    assert "dijet4 fitted with 3 of 4 free parameters" in one["sparse_action"]
+    # 15 events: even the least flexible candidate keeps only its slope and normalisation
+    few, fit = select_function(EDGES, _sideband_sample(15, seed=8), SR, ("dijet4",))
+    assert few["max_free"] == 1 and fit.n_free == 2 and "treat with care" in few["sparse_action"]
+    # the rule can be switched off: every function is fitted with all its parameters
+    off, _ = select_function(EDGES, sparse, SR, events_per_parameter=0)
+    assert off["sparse"] is False and off["sparse_action"] is None
+    assert not any(f["message"].startswith("not fitted") for f in off["fits"].values())
+    rich = fit_family(EDGES, _sideband_sample(20_000, seed=8), SR)
+    assert rich["sparse"] is False and rich["sparse_action"] is None and rich["max_free"] >= 5
+    assert all(f["valid"] and f["n_free"] == f["n_par"] for f in rich["fits"].values())

@@ -114,7 +114,8 @@ def fit_background(
     the uncut spectrum times a smooth cut efficiency. One function or several, the same
     :func:`select.select_function` fits them (the least flexible may step down to fewer free
     parameters) and chooses by ``opts.selection``; the choice record lists every fit's quality
-    and the tests that decided.
+    and the tests that decided. The fit record also says whether the spectrum was too sparse to
+    constrain the configured functions and what was done about it.
     """
     log_offset = None if uncut is None else functions.ratio_offset(uncut, edges)
     names = opts.ratio_functions if log_offset is not None else opts.functions
@@ -125,6 +126,8 @@ def fit_background(
     base = {"edges": edges.tolist(), "counts": counts.tolist(), "fit_mask": [bool(v) for v in fit_mask],
             "sr": [float(sr[0]), float(sr[1])],
             "log_offset": None if log_offset is None else functions.json_clean(log_offset)}
+    sparse = {k: choice[k] for k in ("sparse", "sparse_action", "n_fit_events", "n_fit_nonempty_bins",
+                                     "max_free")}
     compact = {
         "selection": opts.selection, "threshold": choice["threshold"], "chosen": choice["chosen"],
         "tests": choice["f_tests"], "message": choice["message"],
@@ -136,9 +139,9 @@ def fit_background(
         record = {**base, "function": None, "n_par": None, "n_free": 0, "valid": False,
                   "message": f"every fit failed ({reasons})", "params": None, "cov": None,
                   "expected": None, "m2lnl": None, "chi2": None, "chi2_kind": "deviance", "ndf": 0,
-                  "chi2_pvalue": None, "signal": None, "sigma_signal": None}
+                  "chi2_pvalue": None, "signal": None, "sigma_signal": None, **sparse}
         return record, None, compact
-    record = {**base, **chosen.to_dict()}
+    record = {**base, **chosen.to_dict(), **sparse}
     return record, chosen, compact
 
 

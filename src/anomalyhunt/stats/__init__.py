@@ -1,7 +1,7 @@
 """Statistics of the bump hunt: background functions and their fits, pyhf tests, look-elsewhere."""
 
 from anomalyhunt.stats.batch import BatchFit, fit_batch
-from anomalyhunt.stats.fit import FunctionFit, fit_function
+from anomalyhunt.stats.fit import FunctionFit, fit_function, max_free_parameters
 from anomalyhunt.stats.functions import FUNCTIONS, SQRT_S, bin_masks, get_function, sr_groups
 from anomalyhunt.stats.model import build_model, eigen_variations, observations
 from anomalyhunt.stats.select import fit_family, select_function
@@ -29,6 +29,7 @@ __all__ = [
     "global_significance",
     "gross_vitells",
     "gross_vitells_multi",
+    "max_free_parameters",
     "observations",
     "select_function",
     "sr_groups",

@@ -9,7 +9,8 @@ pseudo-experiments at once (:func:`fit_batch`) equally well behaved for 500k eve
 When the data cannot constrain every parameter (the fit does not converge or runs away), a fit
 with ``step_down`` fixes the function's last parameters at zero, one at a time, down to
 ``BackgroundFunction.min_free``; ``n_free`` and ``message`` record it. ``max_free`` caps the free
-parameters from the start. Fits that fail are recorded with the reason, never raised.
+parameters from the start: :func:`max_free_parameters` is the rule that says how many a sparse
+spectrum can constrain. Fits that fail are recorded with the reason, never raised.
 """
 
 from __future__ import annotations
@@ -49,6 +50,25 @@ LOG_P0_MAX = 700.0
 NCALL = 5000
 _U_MAX = 1e4  # |u| beyond this (in units of the starting-point sigma) is a run-away fit
 MIN_FIT_BINS = 5
+#: The sparse-spectrum rule (:func:`max_free_parameters`): events and non-empty bins per free
+#: parameter that the fitted bins must hold.
+MIN_EVENTS_PER_PARAMETER = 10
+MIN_BINS_PER_PARAMETER = 2
+
+
+def max_free_parameters(
+    counts: np.ndarray, fit_mask: np.ndarray, events_per_parameter: int = MIN_EVENTS_PER_PARAMETER
+) -> int:
+    """How many free parameters the fitted bins can constrain: the sparse-spectrum rule.
+
+    min(events // 10, non-empty bins // 2). With fewer than ~10 events per parameter the extra
+    terms of a smooth function follow single events: Migrad may still converge, but the F-test
+    then compares fits to noise and the Gaussian (Hesse) uncertainty of the SR prediction is not
+    trustworthy; each parameter also needs two non-empty bins to see a slope rather than a point.
+    """
+    n = np.asarray(counts, dtype=float)[np.asarray(fit_mask, dtype=bool)]
+    by_events = int(n.sum() // events_per_parameter) if events_per_parameter > 0 else n.size
+    return min(by_events, int((n > 0).sum()) // MIN_BINS_PER_PARAMETER)
 
 
 class _Basis:

@@ -1,10 +1,16 @@
-"""The choice of background function: nested fits compared by an F-test (or Wilks).
+"""The choice of background function: nested fits compared by an F-test (or Wilks), sparse-aware.
 
 One fixed function either under-fits a large, steeply falling sample (bias in the SR prediction)
 or over-fits a small one (inflated uncertainty). The usual remedy is to fit a family of nested
 functions to the sidebands and keep the simplest that is not significantly worse than the next
 more flexible one. A single configured function is the same procedure with one candidate, so
 every window and cut goes through :func:`select_function`.
+
+At tight cuts a window holds tens of events. Where the fitted bins cannot constrain a candidate
+(:func:`stats.fit.max_free_parameters`: 10 events and 2 non-empty bins per free parameter), the
+candidate is not fitted and the test only considers the orders the data can constrain; if none
+remains, the least flexible candidate is fitted with its last parameters fixed at zero. The record
+says so (``sparse``, ``sparse_action``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,14 @@ import numpy as np
 from scipy import stats
 
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.stats.fit import FunctionFit, fit_function
+from anomalyhunt.stats.fit import (
+    MIN_BINS_PER_PARAMETER,
+    MIN_EVENTS_PER_PARAMETER,
+    FunctionFit,
+    _failed,
+    fit_function,
+    max_free_parameters,
+)
 from anomalyhunt.stats.functions import (
     FUNCTIONS,
     BackgroundFunction,
@@ -67,6 +80,46 @@ def fit_family(
     return select_function(edges, counts, sr, names, threshold, test)[0]
 
 
+def _sparse_plan(
+    functions: list[BackgroundFunction], counts: np.ndarray, fit_mask: np.ndarray,
+    events_per_parameter: int,
+) -> tuple[list[BackgroundFunction], int | None, dict[str, Any]]:
+    """Which candidates the data can constrain, the cap on the free parameters of the least
+    flexible one if none can, and the record of the decision."""
+    n = counts[fit_mask]
+    k_data = max_free_parameters(counts, fit_mask, events_per_parameter)
+    allowed = [f for f in functions if f.n_par <= k_data]
+    info: dict[str, Any] = {
+        "sparse": len(allowed) < len(functions), "sparse_action": None,
+        "n_fit_events": int(n.sum()), "n_fit_nonempty_bins": int((n > 0).sum()),
+        "max_free": k_data,
+        "sparse_rule": f"at most min(events // {events_per_parameter}, non-empty bins // "
+                       f"{MIN_BINS_PER_PARAMETER}) free parameters in the fitted (sideband) bins",
+    }
+    if events_per_parameter <= 0:  # the rule is off
+        info |= {"sparse": False, "sparse_rule": "off"}
+        return functions, None, info
+    if not info["sparse"]:
+        return allowed, None, info
+    if n.sum() <= 0:
+        info["sparse_action"] = "the fitted bins hold no events: no fit is possible"
+        return functions, None, info
+    dropped = ", ".join(f"{f.name} ({f.n_par})" for f in functions if f not in allowed)
+    why = (f"{info['n_fit_events']} events in {info['n_fit_nonempty_bins']} non-empty fitted bins "
+           f"constrain at most {k_data} free parameters")
+    if allowed:
+        info["sparse_action"] = (f"{why}: not fitted: {dropped}; the choice is among "
+                                 f"{', '.join(f.name for f in allowed)} only")
+        return allowed, None, info
+    low = functions[0]
+    cap = max(k_data, low.min_free)
+    info["sparse_action"] = (f"{why}: {low.name} fitted with {cap} of {low.n_par} free parameters "
+                             "(the last ones fixed at 0)")
+    if k_data < low.min_free:
+        info["sparse_action"] += "; still fewer events than the rule asks for, treat with care"
+    return [low], cap, info
+
+
 def select_function(
     edges: np.ndarray,
     counts: np.ndarray,
@@ -76,6 +129,7 @@ def select_function(
     test: str = "ftest",
     log_offset: np.ndarray | None = None,
     step_down: bool = True,
+    events_per_parameter: int = MIN_EVENTS_PER_PARAMETER,
 ) -> tuple[dict[str, Any], FunctionFit | None]:
     """Fit the functions ``names`` to the sidebands, choose one; (JSON-able record, chosen fit).
 
@@ -85,9 +139,10 @@ def select_function(
     flexible one has p > ``threshold`` is chosen (the last valid one if none). ``test`` is
     "ftest" (Fisher F, robust when the fit quality is poor) or "wilks" (likelihood ratio,
     chi2(dk)). With ``step_down`` the least flexible candidate may drop to fewer free parameters
-    when its fit fails, so a single function behaves like the classic dijet fit. The record holds
-    each fit's summary, the tests, ``chosen`` and the chosen fit's SR prediction ``b`` +-
-    ``sigma_b`` (None where every fit failed).
+    when its fit fails, so a single function behaves like the classic dijet fit. Candidates the
+    data cannot constrain are skipped (see the module doc; ``events_per_parameter`` <= 0 turns
+    the rule off). The record holds each fit's summary, the tests, ``chosen``, the chosen fit's
+    SR prediction ``b`` +- ``sigma_b`` (None where every fit failed) and the sparse decision.
     """
     edges, counts = check_histogram(edges, counts, "fit_family")
     if counts.ndim != 1:
@@ -102,11 +157,14 @@ def select_function(
     if test not in ("ftest", "wilks"):
         raise AnomalyHuntError(f"fit_family: test '{test}' is neither 'ftest' nor 'wilks'")
     _, fit_mask = bin_masks(edges, *sr)
+    candidates, cap, sparse = _sparse_plan(functions, counts, fit_mask, events_per_parameter)
     fits: list[FunctionFit] = []
-    for i, function in enumerate(functions):
+    for i, function in enumerate(candidates):
         fits.append(fit_function(function.name, edges, counts, fit_mask,
                                  starts=_padded_starts(fits, function), log_offset=log_offset,
-                                 step_down=step_down and i == 0))
+                                 step_down=step_down and i == 0, max_free=cap))
+    skipped = [_failed(f, edges, counts, fit_mask, "not fitted: " + sparse["sparse_action"])
+               for f in functions if f not in candidates]
     # one representative per number of free parameters: the valid fit with the smallest deviance
     best: dict[int, FunctionFit] = {}
     for f in fits:
@@ -132,11 +190,12 @@ def select_function(
         "threshold": float(threshold),
         "sr": [float(sr[0]), float(sr[1])],
         "chosen": chosen.function if chosen is not None else None,
-        "fits": {f.function: f.to_dict() for f in fits},
+        "fits": {f.function: f.to_dict() for f in [*fits, *skipped]},
         "f_tests": tests,
         "b": json_clean(b),
         "sigma_b": json_clean(sigma_b),
         "message": "ok" if chosen is not None else "every fit failed",
+        **sparse,
     }, chosen
 
 
