@@ -234,7 +234,8 @@ def hunt_cut(
         out["spurious"] = {"flag": None, "ratio": None,
                            "message": "not run: the ratio background takes its shape from the uncut spectrum"}
     elif opts.spurious and spurious_truth is not None:
-        out["spurious"] = spurious_check(edges, counts, window, spurious_truth, out["function"], opts)
+        out["spurious"] = spurious_check(edges, counts, window, spurious_truth, out["function"], opts,
+                                         record["n_free"])
     try:
         if opts.sr_bins == 1:
             out.update(significance.discovery(n_obs, b, sigma_b))
@@ -297,9 +298,12 @@ def spurious_truth_shape(
 
 def spurious_check(
     edges: np.ndarray, counts: np.ndarray, window: Window, truth: tuple[np.ndarray, str],
-    function: str, opts: HuntOptions,
+    function: str, opts: HuntOptions, n_free: int | None = None,
 ) -> dict[str, Any]:
-    """Spurious-signal test of ``function`` at this cut's statistics (truth scaled to its sidebands)."""
+    """Spurious-signal test of ``function`` at this cut's statistics (truth scaled to its sidebands).
+
+    ``n_free``: the nominal fit's free parameters, so the test judges the model actually used.
+    """
     truth_shape, truth_function = truth
     _, fit_mask = functions.bin_masks(edges, *window.sr)
     norm = truth_shape[fit_mask].sum()
@@ -307,7 +311,7 @@ def spurious_check(
         return {"flag": None, "ratio": None, "message": "no sideband events"}
     truth = truth_shape * counts[fit_mask].sum() / norm
     res = spurious.spurious_signal(edges, truth, window.sr, function=function, resolution=opts.resolution,
-                                   threshold=opts.spurious_threshold)
+                                   threshold=opts.spurious_threshold, max_free=n_free)
     res["truth_function"] = truth_function
     return res
 

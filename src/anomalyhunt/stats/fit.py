@@ -4,7 +4,8 @@ Every member of ``stats.functions`` is log-linear in theta, and over a ~2 TeV wi
 nearly collinear, so both fitters work in whitened coordinates ``u`` in which the Fisher
 information at the starting point is the identity (a QR decomposition of the weighted Jacobian,
 :class:`_Basis`). That makes Migrad (:func:`fit_function`) and the damped Newton fit of many
-pseudo-experiments at once (:func:`fit_batch`) equally well behaved for 500k events and for 10.
+pseudo-experiments at once (:func:`stats.batch.fit_batch`) equally well behaved for 500k events
+and for 10.
 
 When the data cannot constrain every parameter (the fit does not converge or runs away), a fit
 with ``step_down`` fixes the function's last parameters at zero, one at a time, down to
