@@ -216,7 +216,7 @@ def hunt_cut(
     out["signal_efficiency"] = signal_eff
     use_ratio = opts.background == "ratio" and efficiency < 1.0 and uncut is not None
     record, fit, choice = fit_background(edges, counts, window.sr, opts, uncut if use_ratio else None)
-    n_obs = float(counts[(edges[:-1] >= window.sr[0] - 1e-9) & (edges[1:] <= window.sr[1] + 1e-9)].sum())
+    n_obs = float(counts[functions.bin_masks(edges, *window.sr)[0]].sum())
     out["n_obs"] = n_obs
     out["fit"] = record
     out["function"] = record.get("function")
