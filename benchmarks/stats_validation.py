@@ -4,7 +4,7 @@
     python benchmarks/stats_validation.py --toys 10000 --limit-toys 400 --scan-toys 10000
 
 Pseudo-data are Poisson fluctuations of a falling dijet spectrum. Each toy goes through the same
-code as the search: the sideband fit (``stats.fit``), the pyhf model's discovery test and CLs
+code as the search: the dijet4 sideband fit (``stats.fit``, ``stats.batch``), the pyhf model's discovery test and CLs
 limit (``stats.significance``) and the look-elsewhere tools (``stats.trials``). Checked:
 
 1. local p0 of background-only toys: the rates of p0 < 0.05 and p0 < 0.01 should be the nominal
@@ -36,7 +36,10 @@ import numpy as np
 from scipy import stats
 
 from anomalyhunt.stats import trials
-from anomalyhunt.stats.fit import dijet, fit_sidebands, fit_sidebands_batch
+from anomalyhunt.stats.batch import fit_batch
+from anomalyhunt.stats.fit import FunctionFit, fit_function
+from anomalyhunt.stats.functions import bin_masks, get_function, sr_groups
+from anomalyhunt.stats.model import eigen_variations
 from anomalyhunt.stats.significance import (
     discovery,
     fit_signal_multi,
@@ -48,6 +51,12 @@ from anomalyhunt.stats.significance import (
 PARAMS = np.array([1.0, 10.0, 5.0, 0.0])
 WIDTH = 0.05
 SIGNAL_MJJ, SIGNAL_SIGMA = 3.5, 0.04  # narrow: > 99.99% of it inside the SR 3.3-3.7 TeV
+dijet = get_function("dijet4").density
+
+
+def fit_sidebands(edges: np.ndarray, counts: np.ndarray, sr: tuple[float, float]) -> FunctionFit:
+    """The search's sideband fit of one function: dijet4, stepping down if it fails."""
+    return fit_function("dijet4", edges, counts, bin_masks(edges, *sr)[1], step_down=True)
 
 
 def bin_means(edges: np.ndarray, total: float) -> np.ndarray:
@@ -121,16 +130,15 @@ def multibin_rows(args: argparse.Namespace, rng: np.random.Generator, edges: np.
     sig = s * np.diff(stats.norm.cdf(edges, centre, args.resolution * centre))
     s_sr = float(sig[sr_mask].sum())
     nominal = fit_sidebands(edges, mean, sr)
-    rows_sr = np.array_split(np.flatnonzero(sr_mask), args.sr_bins)
-    shape = np.array([sig[r].sum() for r in rows_sr])
+    masks = sr_groups(edges, sr, args.sr_bins)
+    shape = np.array([sig[m].sum() for m in masks])
 
     def fit(counts: np.ndarray) -> tuple[np.ndarray, ...]:
-        b1, sig1, ok1, b_g, cov_g = fit_sidebands_batch(
-            edges, counts, sr, nominal.params, sr_groups=args.sr_bins
-        )
-        n_g = np.stack([counts[:, r].sum(axis=1) for r in rows_sr], axis=1)[ok1]
-        lam, vec = np.linalg.eigh(cov_g[ok1])
-        var = np.swapaxes(vec * np.sqrt(np.maximum(lam, 0.0))[:, None, :], 1, 2)
+        res = fit_batch("dijet4", edges, counts, sr, nominal.params, sr_bins=args.sr_bins)
+        ok1 = res.ok
+        n_g = np.stack([counts[:, m].sum(axis=1) for m in masks], axis=1)[ok1]
+        var = eigen_variations(res.cov_groups[ok1])
+        b1, sig1, b_g = res.b, res.sigma_b, res.b_groups
         return n_g, b_g[ok1], var, b1[ok1], sig1[ok1]
 
     n_g, b_g, var, _, _ = fit(rng.poisson(mean, size=(args.toys, mean.size)).astype(float))
@@ -246,7 +254,7 @@ def main() -> None:
     zc = np.zeros((args.scan_toys, len(windows)))
     for j, (sl, e, sr_w, nominal) in enumerate(windows):
         inside = (e[:-1] >= sr_w[0] - 1e-9) & (e[1:] <= sr_w[1] + 1e-9)
-        bw, sw, okw = fit_sidebands_batch(e, spectra[:, sl], sr_w, nominal.params)
+        bw, sw, okw = fit_batch("dijet4", e, spectra[:, sl], sr_w, nominal.params)[:3]
         zc[okw, j] = z_fast(spectra[:, sl][:, inside].sum(axis=1)[okw], bw[okw], sw[okw])
     z_ref = 3.0
     corr = trials.global_significance(z_ref, zc.max(axis=1))

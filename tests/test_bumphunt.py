@@ -74,6 +74,7 @@ def test_cli_skipped_window_writes_a_skip_record(tmp_path):
     assert proc.returncode == 0, proc.stderr
     fit = json.loads((tmp_path / "fit.json").read_text())
     assert fit["skipped"] == "12 events in the signal region" and fit["cuts"] == []
+    assert not list(_fit_json_validator().iter_errors(fit))
     assert (tmp_path / "fits.png").exists()
 
 
@@ -110,10 +111,11 @@ def test_function_choice_is_recorded_and_toys_use_it():
     fits = [{"skipped": None, "cuts": results, "method": "m", "window": "w01", "sr": list(WINDOW.sr), "centre": 3.5}]
     tests, _ = summary.toy_tests(fits)
     assert [t["function"] for t in tests] == [r["function"] for r in results]
-    # the default: the single dijet4 fit uncut, the ratio family after a cut (its toys carry the
-    # uncut spectrum they multiply)
+    # the default: the single dijet4 fit uncut (the same selection with one candidate, so no
+    # test), the ratio family after a cut (its toys carry the uncut spectrum they multiply)
     uncut, cut = bumphunt.hunt(scores, WINDOW, [1.0, 0.01], 0.05)
-    assert uncut["function"] == "dijet4" and uncut["function_choice"] is None
+    assert uncut["function"] == "dijet4" and uncut["function_choice"]["chosen"] == "dijet4"
+    assert uncut["function_choice"]["tests"] == [] and set(uncut["function_choice"]["fits"]) == {"dijet4"}
     assert cut["function"].startswith("ratio") and cut["function_choice"]["chosen"] == cut["function"]
     fits[0]["cuts"] = [uncut, cut]
     tests, _ = summary.toy_tests(fits)
@@ -157,3 +159,60 @@ def test_spurious_signal_flags_a_mismatched_function():
     assert bad["spurious"]["flag"] is True and abs(bad["spurious"]["ratio"]) > 0.5
     assert good["spurious"]["flag"] is False and abs(good["spurious"]["ratio"]) < 0.5
     assert bad["signal_efficiency"] is None and bad["xsec_limit"]["sigma_acc_fb"] is None
+
+
+def _fit_json_validator():
+    """The written-down fit.json schema (package data), itself checked against JSON Schema."""
+    from importlib import resources
+
+    import jsonschema
+
+    schema = json.loads(resources.files("anomalyhunt").joinpath("schemas/fit.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize(("bumphunt_config", "labelled"), [
+    ("{efficiencies: [1.0, 0.01, 0.001, 0.0002]}", True),
+    ("{efficiencies: [1.0, 0.001, 0.0002], background: fit, functions: [dijet3, dijet4], sr_bins: 1}", False),
+])
+def test_cli_fit_json_follows_its_schema(tmp_path, bumphunt_config, labelled):
+    """A real bump hunt's fit.json (rich, sparse and empty-sideband cuts) matches the schema; the
+    sparse cut says so, in fit.json and in summary.md."""
+    from anomalyhunt import summary
+
+    scores = _scores(n_bkg=60_000, n_sig=30, seed=2)
+    if not labelled:
+        scores["label"] = np.int8(-1)
+    scores.to_parquet(tmp_path / "scores.parquet")
+    window = {"id": "w01", "sr": list(WINDOW.sr), "sb_low": list(WINDOW.sb_low), "sb_high": list(WINDOW.sb_high),
+              "centre": 3.5, "skipped": None}
+    (tmp_path / "windows.json").write_text(json.dumps({"windows": [window]}))
+    (tmp_path / "c.yaml").write_text(f"run: t\nbumphunt: {bumphunt_config}\n")
+    proc = run_command(["-m", "anomalyhunt.bumphunt", "--config", str(tmp_path / "c.yaml"),
+                        "--windows", str(tmp_path / "windows.json"), "--window", "w01", "--method", "cwola",
+                        "--scores", str(tmp_path / "scores.parquet"), "--out", str(tmp_path / "fit.json")])
+    assert proc.returncode == 0, proc.stderr
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    validator = _fit_json_validator()
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(fit)]
+    assert not errors, errors
+    uncut, *_, sparse, empty = fit["cuts"]
+    assert uncut["valid"] and not uncut["fit"]["sparse"] and uncut["fit"]["sparse_action"] is None
+    assert sparse["valid"] and sparse["fit"]["sparse"] and "constrain at most" in sparse["fit"]["sparse_action"]
+    assert sparse["fit"]["n_free"] <= max(sparse["fit"]["max_free"], 2) < 4
+    assert not empty["valid"] and "no events" in empty["reason"]
+    # the schema is strict: an undocumented key or a wrong type is an error
+    uncut["fit"]["undocumented"] = 1
+    sparse["z"] = "large"
+    assert len(list(validator.iter_errors(fit))) == 2
+    del uncut["fit"]["undocumented"]
+    sparse["z"] = None
+    table = summary.local_table([fit])
+    record = {"run": "t", "data_source": "toy", "n_events": len(scores), "n_injected": 30, "methods": ["cwola"],
+              "efficiencies": [c["efficiency"] for c in fit["cuts"]], "n_windows": 1, "n_windows_skipped": 0,
+              "best": summary.best_row(table), "global": {"toys": {"status": "not computed"}},
+              "luminosity_fb": 100.0, "statistics": {}}
+    summary.write_markdown(record, table, tmp_path / "summary.md")
+    text = (tmp_path / "summary.md").read_text()
+    assert "## Sparse spectra" in text and f"cwola w01 keep {100 * sparse['efficiency']:g}%" in text

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.stats.fit import SQRT_S, bin_masks, dijet, fit_sidebands
-from anomalyhunt.stats.functions import FUNCTIONS, fit_batch, fit_family, fit_function, get_function
+from anomalyhunt.stats.batch import fit_batch
+from anomalyhunt.stats.fit import fit_function
+from anomalyhunt.stats.functions import FUNCTIONS, SQRT_S, bin_masks, get_function
+from anomalyhunt.stats.select import fit_family, select_function
 
 # a 2 TeV window, enough events that a wrong shape shows
 EDGES = np.round(np.arange(2.5, 4.5 + 1e-9, 0.05), 6)
@@ -32,7 +34,9 @@ def test_formulas() -> None:
         get_function("dijet3").density(m, p[:3]), p[0] * (1 - x) ** p[1] / x ** p[2], rtol=1e-12
     )
     np.testing.assert_allclose(
-        get_function("dijet4").density(m, p[:4]), dijet(m, np.array(p[:4])), rtol=1e-12
+        get_function("dijet4").density(m, p[:4]),
+        p[0] * (1 - x) ** p[1] / x ** (p[2] + p[3] * lx),
+        rtol=1e-12,
     )
     np.testing.assert_allclose(
         get_function("dijet5").density(m, p),
@@ -95,17 +99,24 @@ def test_threshold_is_configurable() -> None:
     assert loose["chosen"] == "dijet5"  # everything is
 
 
-def test_dijet4_matches_the_standard_sideband_fit() -> None:
+def test_step_down_is_the_nested_lower_order() -> None:
+    """dijet4 with p3 fixed at 0 is dijet3: same prediction, deviance and ndf, to fit tolerance."""
     counts = np.random.default_rng(4).poisson(mean_counts("dijet4", [1, 10, 5, 0.3], 2e4))
     counts = counts.astype(float)
-    ref = fit_sidebands(EDGES, counts, SR)
-    fit = fit_function("dijet4", EDGES, counts, ref.fit_mask)
-    assert ref.valid and fit.valid
-    b_ref, s_ref = ref.predict(*SR)
-    b, s = fit.predict(*SR)
-    assert b == pytest.approx(b_ref, rel=1e-3)
-    assert s == pytest.approx(s_ref, rel=0.05)
-    assert fit.chi2 == pytest.approx(ref.chi2, abs=0.05)
+    _, fit_mask = bin_masks(EDGES, *SR)
+    three = fit_function("dijet3", EDGES, counts, fit_mask)
+    capped = fit_function("dijet4", EDGES, counts, fit_mask, max_free=3)
+    assert three.valid and capped.valid and capped.n_free == 3 and capped.n_par == 4
+    assert capped.params[3] == 0.0 and np.all(capped.cov[3] == 0.0)
+    assert capped.ndf == three.ndf and "3 of 4 free" in capped.message
+    b3, s3 = three.predict(*SR)
+    b, s = capped.predict(*SR)
+    assert b == pytest.approx(b3, rel=1e-6)
+    assert s == pytest.approx(s3, rel=1e-3)
+    assert capped.chi2 == pytest.approx(three.chi2, abs=1e-3)
+    # all four free: a different (more flexible) fit
+    full = fit_function("dijet4", EDGES, counts, fit_mask)
+    assert full.n_free == 4 and full.chi2 < three.chi2 and full.predict(*SR)[1] > s3
 
 
 def test_ua2_fit() -> None:
@@ -151,7 +162,7 @@ def test_batch_fit_matches_migrad_for_every_function(name: str) -> None:
     counts = rng.poisson(mean, size=(20, mean.size)).astype(float)
     _, fit_mask = bin_masks(EDGES, *SR)
     nominal = fit_function(name, EDGES, mean, fit_mask)
-    b, sigma, ok = fit_batch(name, EDGES, counts, SR, nominal.params)
+    b, sigma, ok = fit_batch(name, EDGES, counts, SR, nominal.params)[:3]
     assert ok.all()
     compared = 0
     for i in range(6):
@@ -176,3 +187,41 @@ def test_wilks_selection_and_equal_parameter_counts() -> None:
     assert four[0]["simple"] == better
     with pytest.raises(AnomalyHuntError):
         fit_family(EDGES, counts, SR, test="chi2")
+
+
+def _sideband_sample(n_events: int, seed: int) -> np.ndarray:
+    """Exactly ``n_events`` in the sidebands (multinomial over a dijet4 shape), none in the SR."""
+    shape = mean_counts("dijet4", [1, 10, 5, 0.3], 1.0)
+    _, fit_mask = bin_masks(EDGES, *SR)
+    counts = np.zeros(EDGES.size - 1)
+    p = shape[fit_mask] / shape[fit_mask].sum()
+    counts[fit_mask] = np.random.default_rng(seed).multinomial(n_events, p)
+    return counts
+
+
+def test_sparse_spectrum_is_flagged_and_fitted_with_few_parameters() -> None:
+    """30 sideband events constrain at most 3 free parameters: dijet4 and dijet5 are not fitted,
+    a single dijet4 keeps 3 of its 4; 20,000 events constrain them all."""
+    sparse = _sideband_sample(30, seed=8)
+    assert (sparse[~SR_MASK] > 0).sum() >= 6  # so the events, not the bins, set the limit
+    res = fit_family(EDGES, sparse, SR)
+    assert res["sparse"] is True and res["max_free"] == 3 and res["n_fit_events"] == 30
+    assert res["chosen"] == "dijet3" and res["fits"]["dijet3"]["valid"]
+    assert "at most 3 free parameters" in res["sparse_action"] and "dijet4" in res["sparse_action"]
+    for name in ("dijet4", "dijet5"):
+        assert not res["fits"][name]["valid"] and res["fits"][name]["message"].startswith("not fitted")
+    assert res["f_tests"] == []
+    json.dumps(res, allow_nan=False)
+    one, fit = select_function(EDGES, sparse, SR, ("dijet4",))
+    assert one["sparse"] and fit.function == "dijet4" and fit.n_free == 3 and fit.params[3] == 0.0
+    assert "dijet4 fitted with 3 of 4 free parameters" in one["sparse_action"]
+    # 15 events: even the least flexible candidate keeps only its slope and normalisation
+    few, fit = select_function(EDGES, _sideband_sample(15, seed=8), SR, ("dijet4",))
+    assert few["max_free"] == 1 and fit.n_free == 2 and "treat with care" in few["sparse_action"]
+    # the rule can be switched off: every function is fitted with all its parameters
+    off, _ = select_function(EDGES, sparse, SR, events_per_parameter=0)
+    assert off["sparse"] is False and off["sparse_action"] is None
+    assert not any(f["message"].startswith("not fitted") for f in off["fits"].values())
+    rich = fit_family(EDGES, _sideband_sample(20_000, seed=8), SR)
+    assert rich["sparse"] is False and rich["sparse_action"] is None and rich["max_free"] >= 5
+    assert all(f["valid"] and f["n_free"] == f["n_par"] for f in rich["fits"].values())

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.stats.functions import fit_family
+from anomalyhunt.stats.select import fit_family
 from anomalyhunt.stats.spurious import signal_template, spurious_signal, truth_counts
 
 EDGES = np.round(np.arange(2.5, 4.5 + 1e-9, 0.05), 6)
@@ -68,8 +68,9 @@ def test_failed_fit_gives_no_flag() -> None:
 
 def test_truth_fit_falls_back_to_a_nested_function() -> None:
     """A truth function that cannot be fitted gives way to the most flexible one that can."""
-    from anomalyhunt.stats.fit import bin_masks
-    from anomalyhunt.stats.functions import fit_function, fit_with_fallback
+    from anomalyhunt.stats.fit import fit_function
+    from anomalyhunt.stats.functions import bin_masks
+    from anomalyhunt.stats.select import fit_with_fallback
 
     rng = np.random.default_rng(3)
     counts = rng.poisson(truth_counts("dijet4", np.array([1.0, 10.0, 5.0, 0.3]), EDGES, 1e5))

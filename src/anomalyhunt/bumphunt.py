@@ -21,8 +21,9 @@ from anomalyhunt import config as cfgmod
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import read_json, read_parquet, write_json
 from anomalyhunt.regions import SIGNAL_REGION, Window
-from anomalyhunt.stats import fit as fitmod
-from anomalyhunt.stats import functions, significance, spurious
+from anomalyhunt.stats import functions, select, significance, spurious
+from anomalyhunt.stats.fit import FunctionFit
+from anomalyhunt.stats.functions import sr_groups
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,6 @@ class HuntOptions:
             ratio_functions=tuple(bh.get("ratio_functions", d.ratio_functions)),
         )
 
-    @property
-    def single_dijet4(self) -> bool:
-        return self.functions == ("dijet4",)
-
 
 #: Fewest truth-labelled signal events in the SR for a simulation signal template.
 MIN_TEMPLATE_EVENTS = 50
@@ -110,62 +107,42 @@ MIN_TEMPLATE_EVENTS = 50
 def fit_background(
     edges: np.ndarray, counts: np.ndarray, sr: tuple[float, float], opts: HuntOptions,
     uncut: np.ndarray | None = None,
-) -> tuple[dict[str, Any], Any, dict[str, Any] | None]:
-    """Sideband fit with the configured function(s): (fit record, fit object or None, choice).
+) -> tuple[dict[str, Any], FunctionFit | None, dict[str, Any]]:
+    """Sideband fit with the configured function(s): (fit record, chosen fit or None, choice).
 
     With ``uncut`` (the window's spectrum before the cut) the ratio members are fitted instead:
-    the uncut spectrum times a smooth cut efficiency. The single dijet4 uses the original fit
-    (with its step-down to fewer parameters); several functions are fitted and one is chosen by
-    ``opts.selection``. The choice record (None for a single function) lists every fit's quality
-    and the tests that decided.
+    the uncut spectrum times a smooth cut efficiency. One function or several, the same
+    :func:`select.select_function` fits them (the least flexible may step down to fewer free
+    parameters) and chooses by ``opts.selection``; the choice record lists every fit's quality
+    and the tests that decided. The fit record also says whether the spectrum was too sparse to
+    constrain the configured functions and what was done about it.
     """
     log_offset = None if uncut is None else functions.ratio_offset(uncut, edges)
     names = opts.ratio_functions if log_offset is not None else opts.functions
-    if log_offset is None and opts.single_dijet4:
-        fit = fitmod.fit_sidebands(edges, counts, sr)
-        record = fit.to_dict()
-        record["function"] = "dijet4"
-        return record, (fit if fit.valid else None), None
     order = sorted(names, key=lambda n: (functions.get_function(n).n_par, names.index(n)))
-    choice, chosen = functions.select_function(
+    choice, chosen = select.select_function(
         edges, counts, sr, order, opts.selection_threshold, opts.selection, log_offset=log_offset)
-    _, fit_mask = fitmod.bin_masks(edges, *sr)
+    _, fit_mask = functions.bin_masks(edges, *sr)
     base = {"edges": edges.tolist(), "counts": counts.tolist(), "fit_mask": [bool(v) for v in fit_mask],
             "sr": [float(sr[0]), float(sr[1])],
-            "log_offset": None if log_offset is None else log_offset.tolist()}
+            "log_offset": None if log_offset is None else functions.json_clean(log_offset)}
+    sparse = {k: choice[k] for k in ("sparse", "sparse_action", "n_fit_events", "n_fit_nonempty_bins",
+                                     "max_free")}
     compact = {
         "selection": opts.selection, "threshold": choice["threshold"], "chosen": choice["chosen"],
         "tests": choice["f_tests"], "message": choice["message"],
-        "fits": {name: {k: f[k] for k in ("n_par", "valid", "message", "chi2", "ndf", "chi2_pvalue")}
+        "fits": {name: {k: f[k] for k in ("n_par", "n_free", "valid", "message", "chi2", "ndf", "chi2_pvalue")}
                  for name, f in choice["fits"].items()},
     }
     if chosen is None:
         reasons = "; ".join(f"{n}: {f['message']}" for n, f in choice["fits"].items())
-        record = {**base, "function": None, "valid": False, "message": f"every fit failed ({reasons})",
-                  "params": None, "cov": None, "expected": None, "chi2": None, "ndf": 0,
-                  "chi2_pvalue": None, "n_free": 0}
+        record = {**base, "function": None, "n_par": None, "n_free": 0, "valid": False,
+                  "message": f"every fit failed ({reasons})", "params": None, "cov": None,
+                  "expected": None, "m2lnl": None, "chi2": None, "chi2_kind": "deviance", "ndf": 0,
+                  "chi2_pvalue": None, "signal": None, "sigma_signal": None, **sparse}
         return record, None, compact
-    record = {**base, **chosen.to_dict(), "n_free": chosen.n_par}
+    record = {**base, **chosen.to_dict(), **sparse}
     return record, chosen, compact
-
-
-def sr_groups(edges: np.ndarray, sr: tuple[float, float], n_groups: int) -> list[np.ndarray]:
-    """Masks over the fit bins of the ``n_groups`` mjj bins the SR is split into.
-
-    Contiguous runs of fit bins, as equal as the fit binning allows (the toys split the same way).
-    """
-    inside, _ = fitmod.bin_masks(edges, *sr)
-    rows = np.flatnonzero(inside)
-    if n_groups < 1 or n_groups > rows.size:
-        raise AnomalyHuntError(
-            f"bumphunt.sr_bins = {n_groups}: the SR {sr[0]}-{sr[1]} TeV holds {rows.size} fit bins "
-            f"of bumphunt.bin_width, so it can be split into 1 to {rows.size} bins")
-    masks = []
-    for part in np.array_split(rows, n_groups):
-        m = np.zeros(edges.size - 1, dtype=bool)
-        m[part] = True
-        masks.append(m)
-    return masks
 
 
 def signal_shape(
@@ -239,7 +216,7 @@ def hunt_cut(
     out["signal_efficiency"] = signal_eff
     use_ratio = opts.background == "ratio" and efficiency < 1.0 and uncut is not None
     record, fit, choice = fit_background(edges, counts, window.sr, opts, uncut if use_ratio else None)
-    n_obs = float(counts[(edges[:-1] >= window.sr[0] - 1e-9) & (edges[1:] <= window.sr[1] + 1e-9)].sum())
+    n_obs = float(counts[functions.bin_masks(edges, *window.sr)[0]].sum())
     out["n_obs"] = n_obs
     out["fit"] = record
     out["function"] = record.get("function")
@@ -257,7 +234,8 @@ def hunt_cut(
         out["spurious"] = {"flag": None, "ratio": None,
                            "message": "not run: the ratio background takes its shape from the uncut spectrum"}
     elif opts.spurious and spurious_truth is not None:
-        out["spurious"] = spurious_check(edges, counts, window, spurious_truth, out["function"], opts)
+        out["spurious"] = spurious_check(edges, counts, window, spurious_truth, out["function"], opts,
+                                         record["n_free"])
     try:
         if opts.sr_bins == 1:
             out.update(significance.discovery(n_obs, b, sigma_b))
@@ -306,8 +284,8 @@ def spurious_truth_shape(
     test is then reported as not run).
     """
     counts, _ = np.histogram(scores["mjj"].to_numpy(), bins=edges)
-    _, fit_mask = fitmod.bin_masks(edges, *window.sr)
-    fit = functions.fit_with_fallback(opts.spurious_truth, edges, counts.astype(float), fit_mask)
+    _, fit_mask = functions.bin_masks(edges, *window.sr)
+    fit = select.fit_with_fallback(opts.spurious_truth, edges, counts.astype(float), fit_mask)
     if fit is None:
         return None
     if fit.function != opts.spurious_truth:
@@ -320,17 +298,20 @@ def spurious_truth_shape(
 
 def spurious_check(
     edges: np.ndarray, counts: np.ndarray, window: Window, truth: tuple[np.ndarray, str],
-    function: str, opts: HuntOptions,
+    function: str, opts: HuntOptions, n_free: int | None = None,
 ) -> dict[str, Any]:
-    """Spurious-signal test of ``function`` at this cut's statistics (truth scaled to its sidebands)."""
+    """Spurious-signal test of ``function`` at this cut's statistics (truth scaled to its sidebands).
+
+    ``n_free``: the nominal fit's free parameters, so the test judges the model actually used.
+    """
     truth_shape, truth_function = truth
-    _, fit_mask = fitmod.bin_masks(edges, *window.sr)
+    _, fit_mask = functions.bin_masks(edges, *window.sr)
     norm = truth_shape[fit_mask].sum()
     if not norm > 0 or counts[fit_mask].sum() <= 0:
         return {"flag": None, "ratio": None, "message": "no sideband events"}
     truth = truth_shape * counts[fit_mask].sum() / norm
     res = spurious.spurious_signal(edges, truth, window.sr, function=function, resolution=opts.resolution,
-                                   threshold=opts.spurious_threshold)
+                                   threshold=opts.spurious_threshold, max_free=n_free)
     res["truth_function"] = truth_function
     return res
 

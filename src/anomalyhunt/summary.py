@@ -22,6 +22,7 @@ from anomalyhunt import config as cfgmod
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import atomic_path, read_json, write_csv, write_json
 from anomalyhunt.stats import bumphunter, trials
+from anomalyhunt.stats import fit as fitmod
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ def local_table(fits: Sequence[dict[str, Any]]) -> pd.DataFrame:
                 "z": c["z"], "p0": c["p0"], "limit_obs": limit.get("observed"),
                 "limit_exp": limit.get("expected"), "chi2_ndf": _chi2_ndf(c["fit"]),
                 "fit_pvalue": c["fit"].get("chi2_pvalue"), "n_signal_sr": c.get("n_signal_sr"),
-                "function": c.get("function", "dijet4"), "sr_bins": (c.get("sr_model") or {}).get("bins", 1),
+                "function": c.get("function", "dijet4"), "n_free": c["fit"].get("n_free"),
+                "sparse": c["fit"].get("sparse"), "sparse_action": c["fit"].get("sparse_action"),
+                "sr_bins": (c.get("sr_model") or {}).get("bins", 1),
                 "spurious_ratio": spur.get("ratio"), "spurious_flag": spur.get("flag"),
                 "signal_eff": c.get("signal_efficiency"), "xsec_obs_fb": xs.get("observed"),
                 "xsec_exp_fb": xs.get("expected"),
@@ -78,8 +81,9 @@ def toy_tests(fits: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
             sr_model = c.get("sr_model") or {}
             tests.append({"edges": np.asarray(fit["edges"]), "expected": np.asarray(fit["expected"]),
                           "sr": tuple(f["sr"]), "start": np.asarray(fit["params"]),
-                          "function": fit.get("function") or "dijet4", "sr_bins": sr_model.get("bins", 1),
-                          "signal_shape": sr_model.get("signal_shape"), "log_offset": fit.get("log_offset")})
+                          "function": fit.get("function"), "n_free": fit.get("n_free"),
+                          "sr_bins": sr_model.get("bins", 1), "signal_shape": sr_model.get("signal_shape"),
+                          "log_offset": fit.get("log_offset")})
             keys.append((f["method"], f["window"], c["efficiency"], f["centre"]))
     return tests, keys
 
@@ -258,6 +262,23 @@ def _limits_table(table: pd.DataFrame, lumi: float | None) -> list[str]:
     return lines
 
 
+def _sparse_lines(table: pd.DataFrame) -> list[str]:
+    """The tests whose sidebands held too few events for the configured functions, and the fix."""
+    if "sparse" not in table:
+        return []
+    ok = table[table["status"] == "ok"]
+    sparse = ok[ok["sparse"] == True]  # noqa: E712 (object column with None)
+    if sparse.empty:
+        return []
+    lines = ["", "## Sparse spectra (too few sideband events to constrain every configured function)", "",
+             f"- rule: at most min(events // {fitmod.MIN_EVENTS_PER_PARAMETER}, non-empty bins // "
+             f"{fitmod.MIN_BINS_PER_PARAMETER}) free parameters in the fitted sideband bins; "
+             f"{len(sparse)} of {len(ok)} tests affected"]
+    lines += [f"- {r.method} {r.window} keep {100 * r.efficiency:g}% ({r.function} with {r.n_free:.0f} free "
+              f"parameters): {r.sparse_action}" for r in sparse.itertuples()]
+    return lines
+
+
 def _choice_and_spurious(table: pd.DataFrame) -> list[str]:
     """Which background function each test used, and the spurious-signal flags, if run."""
     ok = table[table["status"] == "ok"]
@@ -349,6 +370,7 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
             lines.append(f"| {method} | {window} | {centre:.2f} | {cells} |")
     lines += _limits_table(table, summary.get("luminosity_fb"))
     lines += _choice_and_spurious(table)
+    lines += _sparse_lines(table)
     bad = table[table["status"] != "ok"]
     if not bad.empty:
         lines += ["", "## Not tested", ""]

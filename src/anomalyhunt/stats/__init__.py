@@ -1,7 +1,10 @@
-"""Statistics of the bump hunt: sideband fits, pyhf significance and limits, look-elsewhere."""
+"""Statistics of the bump hunt: background functions and their fits, pyhf tests, look-elsewhere."""
 
-from anomalyhunt.stats.fit import SQRT_S, SidebandFit, dijet, fit_sidebands, fit_sidebands_batch
-from anomalyhunt.stats.model import build_model, observations
+from anomalyhunt.stats.batch import BatchFit, fit_batch
+from anomalyhunt.stats.fit import FunctionFit, fit_function, max_free_parameters
+from anomalyhunt.stats.functions import FUNCTIONS, SQRT_S, bin_masks, get_function, sr_groups
+from anomalyhunt.stats.model import build_model, eigen_variations, observations
+from anomalyhunt.stats.select import fit_family, select_function
 from anomalyhunt.stats.significance import discovery, upper_limit, z_fast
 from anomalyhunt.stats.trials import (
     global_significance,
@@ -11,17 +14,25 @@ from anomalyhunt.stats.trials import (
 )
 
 __all__ = [
+    "FUNCTIONS",
     "SQRT_S",
-    "SidebandFit",
+    "BatchFit",
+    "FunctionFit",
+    "bin_masks",
     "build_model",
-    "dijet",
     "discovery",
-    "fit_sidebands",
-    "fit_sidebands_batch",
+    "eigen_variations",
+    "fit_batch",
+    "fit_family",
+    "fit_function",
+    "get_function",
     "global_significance",
     "gross_vitells",
     "gross_vitells_multi",
+    "max_free_parameters",
     "observations",
+    "select_function",
+    "sr_groups",
     "toy_scans",
     "upper_limit",
     "z_fast",

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import special, stats
 
 from anomalyhunt.errors import AnomalyHuntError
+from anomalyhunt.stats.functions import bin_masks
 
 #: Background-only pseudo-experiments per scan: enough for a global p-value of ~1e-3.
 DEFAULT_PE = 2000
@@ -84,6 +85,7 @@ def assemble_histograms(fits: Sequence[dict[str, Any]]) -> list[ScanHistogram]:
             edges = [round(float(e), _ROUND) for e in c["fit"]["edges"]]
             counts, expected = c["fit"]["counts"], c["fit"]["expected"]
             sr_lo, sr_hi = (float(v) for v in f["sr"])
+            sr_mask, _ = bin_masks(np.asarray(edges, dtype=float), sr_lo, sr_hi)
             for j in range(len(edges) - 1):
                 i = index[edges[j]]
                 if grid[i + 1] != edges[j + 1]:
@@ -94,8 +96,7 @@ def assemble_histograms(fits: Sequence[dict[str, Any]]) -> list[ScanHistogram]:
                 if counts[j] is None or expected[j] is None:
                     continue
                 centre = 0.5 * (edges[j] + edges[j + 1])
-                in_sr = sr_lo - 1e-9 <= edges[j] and edges[j + 1] <= sr_hi + 1e-9
-                key = (not in_sr, abs(centre - 0.5 * (sr_lo + sr_hi)), k)
+                key = (not sr_mask[j], abs(centre - 0.5 * (sr_lo + sr_hi)), k)
                 if best[i] is None or key < best[i][0]:
                     best[i] = (key, float(counts[j]), float(expected[j]), str(f["window"]))
         i0, i1 = index[lo], index[hi]

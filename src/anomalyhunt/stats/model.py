@@ -101,22 +101,22 @@ def eigen_variations(cov: np.ndarray, rtol: float = 1e-9) -> np.ndarray:
 
     Each eigenvector of the fit covariance, scaled by sqrt(eigenvalue), is one uncorrelated
     nuisance parameter moving every SR bin at once (so the bins stay correlated as in the fit).
-    Directions with eigenvalue below ``rtol`` x the largest are dropped; the sign is fixed so the
-    largest component is positive (reproducible modifier data).
+    Rows are ordered by decreasing eigenvalue and signed so that their largest component is
+    positive (reproducible modifier data). Directions with eigenvalue below ``rtol`` x the
+    largest carry nothing: one (G, G) matrix loses those rows; a stack (T, G, G), the toys',
+    keeps its shape (T, G, G) with those rows zero, which the vectorized test ignores.
     """
     cov = np.asarray(cov, dtype=float)
-    if cov.ndim != 2 or cov.shape[0] != cov.shape[1] or not np.all(np.isfinite(cov)):
-        raise AnomalyHuntError("eigen_variations: need a finite square covariance matrix")
-    cov = 0.5 * (cov + cov.T)
-    lam, vec = np.linalg.eigh(cov)
-    order = np.argsort(lam)[::-1]
-    lam, vec = lam[order], vec[:, order]
-    keep = lam > rtol * max(lam.max(initial=0.0), 0.0)
-    if not keep.any():
-        return np.zeros((0, cov.shape[0]))
-    var = (vec[:, keep] * np.sqrt(lam[keep])).T
-    idx = np.argmax(np.abs(var), axis=1)
-    return var * np.sign(var[np.arange(var.shape[0]), idx])[:, None]
+    if cov.ndim < 2 or cov.shape[-1] != cov.shape[-2] or not np.all(np.isfinite(cov)):
+        raise AnomalyHuntError("eigen_variations: need finite square covariance matrices")
+    lam, vec = np.linalg.eigh(0.5 * (cov + np.swapaxes(cov, -1, -2)))
+    lam, vec = lam[..., ::-1], vec[..., ::-1]
+    keep = lam > rtol * np.maximum(lam.max(axis=-1, keepdims=True), 0.0)
+    var = np.swapaxes(vec * np.sqrt(np.where(keep, lam, 0.0))[..., None, :], -1, -2)  # rows
+    idx = np.argmax(np.abs(var), axis=-1)
+    sign = np.sign(np.take_along_axis(var, idx[..., None], axis=-1))
+    var = var * np.where(sign == 0, 1.0, sign)
+    return var[keep] if cov.ndim == 2 else var
 
 
 def build_multibin_model(

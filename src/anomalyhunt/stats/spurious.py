@@ -20,7 +20,8 @@ import numpy as np
 from scipy import stats
 
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.stats.functions import fit_function, get_function, json_clean
+from anomalyhunt.stats.fit import fit_function
+from anomalyhunt.stats.functions import get_function, json_clean
 
 #: |S_spur| / sigma_S above this flags the function.
 DEFAULT_THRESHOLD = 0.5
@@ -50,6 +51,7 @@ def spurious_signal(
     n_toys: int = 0,
     seed: int = 0,
     threshold: float = DEFAULT_THRESHOLD,
+    max_free: int | None = None,
 ) -> dict[str, Any]:
     """Fit ``function`` + Gaussian signal at the SR centre to background-only pseudo-data.
 
@@ -57,7 +59,8 @@ def spurious_signal(
     Returns a JSON-able dict: Asimov yield, its error and their ratio; with ``n_toys`` > 0 the mean
     and spread of the ratio over Poisson pseudo-datasets. ``ratio`` (toy mean if toys were run,
     else Asimov) decides ``flag`` = |ratio| > ``threshold``. A failed fit gives ratio None and
-    flag None, never an exception.
+    flag None, never an exception. ``max_free`` fits the function with at most that many free
+    parameters, as the nominal fit had them (a step-down or a sparse spectrum).
     """
     edges = np.asarray(edges, dtype=float)
     truth = np.asarray(truth, dtype=float)
@@ -70,12 +73,13 @@ def spurious_signal(
     template = signal_template(edges, centre, resolution)
     fit_mask = np.ones(edges.size - 1, dtype=bool)
 
-    asimov = fit_function(function, edges, truth, fit_mask, template=template)
+    asimov = fit_function(function, edges, truth, fit_mask, template=template, max_free=max_free)
     out: dict[str, Any] = {
         "function": function,
         "centre": centre,
         "width": resolution * centre,
         "threshold": float(threshold),
+        "max_free": max_free,
         "asimov": {
             "valid": asimov.valid,
             "message": asimov.message,
@@ -92,7 +96,7 @@ def spurious_signal(
         rng = np.random.default_rng(seed)
         ratios, yields = [], []
         for counts in rng.poisson(truth, size=(n_toys, truth.size)).astype(float):
-            fit = fit_function(function, edges, counts, fit_mask, template=template)
+            fit = fit_function(function, edges, counts, fit_mask, template=template, max_free=max_free)
             if fit.valid and fit.sigma_signal and fit.sigma_signal > 0:
                 ratios.append(fit.signal / fit.sigma_signal)
                 yields.append(fit.signal)

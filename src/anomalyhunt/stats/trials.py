@@ -16,8 +16,9 @@ import numpy as np
 from scipy import stats
 
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.stats.fit import bin_masks, fit_sidebands_batch
-from anomalyhunt.stats.functions import fit_batch
+from anomalyhunt.stats.batch import fit_batch
+from anomalyhunt.stats.functions import bin_masks, sr_groups
+from anomalyhunt.stats.model import eigen_variations
 from anomalyhunt.stats.significance import z_fast, z_fast_multi
 
 log = logging.getLogger(__name__)
@@ -26,37 +27,29 @@ log = logging.getLogger(__name__)
 def _one_test(test: dict[str, Any], n_toys: int, seed_seq: np.random.SeedSequence) -> np.ndarray:
     """Local z of ``n_toys`` background-only pseudo-experiments of one test (window x cut).
 
-    Each toy is refitted with the test's own background function and tested with its own SR
-    model (one counting bin, or ``sr_bins`` bins with the fit's eigen-variations), as the data were.
+    Each toy is refitted with the test's own background function and free parameters and tested
+    with its own SR model (one counting bin, or ``sr_bins`` bins with the fit's eigen-variations),
+    as the data were.
     """
     edges = np.asarray(test["edges"], dtype=float)
     expected = np.asarray(test["expected"], dtype=float)
     sr = (float(test["sr"][0]), float(test["sr"][1]))
-    function = test.get("function") or "dijet4"
     sr_bins = int(test.get("sr_bins") or 1)
-    start = np.asarray(test["start"], dtype=float)
+    offset = test.get("log_offset")
     rng = np.random.default_rng(seed_seq)
     counts = rng.poisson(expected, size=(n_toys, expected.size)).astype(float)
-    sr_mask, _ = bin_masks(edges, *sr)
+    res = fit_batch(test.get("function") or "dijet4", edges, counts, sr, np.asarray(test["start"], dtype=float),
+                    sr_bins=sr_bins, log_offset=None if offset is None else np.asarray(offset, dtype=float),
+                    max_free=test.get("n_free"))
+    ok = res.ok
     z = np.zeros(n_toys)
-    if function == "dijet4" and sr_bins == 1:
-        res = fit_sidebands_batch(edges, counts, sr, start)
-    else:
-        offset = test.get("log_offset")
-        offset = None if offset is None else np.asarray(offset, dtype=float)
-        res = fit_batch(function, edges, counts, sr, start, sr_groups=sr_bins, log_offset=offset)
-    b, sigma_b, ok = res[:3]
     if sr_bins == 1:
-        n_sr = counts[:, sr_mask].sum(axis=1)
-        z[ok] = z_fast(n_sr[ok], b[ok], sigma_b[ok])
+        n_sr = counts[:, bin_masks(edges, *sr)[0]].sum(axis=1)
+        z[ok] = z_fast(n_sr[ok], res.b[ok], res.sigma_b[ok])
         return z
-    b_g, cov_g = res[3][ok], res[4][ok]
-    rows = np.array_split(np.flatnonzero(sr_mask), sr_bins)
-    n_g = np.stack([counts[ok][:, r].sum(axis=1) for r in rows], axis=1)
-    lam, vec = np.linalg.eigh(0.5 * (cov_g + np.swapaxes(cov_g, 1, 2)))
-    variations = np.swapaxes(vec * np.sqrt(np.maximum(lam, 0.0))[:, None, :], 1, 2)  # (T, V, G)
+    n_g = np.stack([counts[ok][:, m].sum(axis=1) for m in sr_groups(edges, sr, sr_bins)], axis=1)
     shape = np.asarray(test["signal_shape"], dtype=float)
-    z[ok] = z_fast_multi(n_g, b_g, variations, shape)
+    z[ok] = z_fast_multi(n_g, res.b_groups[ok], eigen_variations(res.cov_groups[ok]), shape)
     return z
 
 
@@ -73,8 +66,9 @@ def toy_scans(
     Each test dict holds ``edges``, ``expected`` (the nominal fitted background in every bin of
     the window: the Poisson mean of the toys), ``sr`` and ``start`` (the nominal fit's params),
     and optionally ``function`` (the background function the nominal fit chose; default dijet4;
-    a ratio member also needs ``log_offset``, the uncut spectrum it multiplies),
-    ``sr_bins`` and ``signal_shape`` (the multi-bin SR model). Per toy the histogram is
+    a ratio member also needs ``log_offset``, the uncut spectrum it multiplies), ``n_free`` (its
+    number of free parameters; default all), ``sr_bins`` and ``signal_shape`` (the multi-bin SR
+    model). Per toy the histogram is
     fluctuated, the sidebands refitted with that function (vectorized Newton fit, tested to agree
     with Migrad) and z computed in closed form or by a vectorized profile fit (both tested to
     agree with pyhf). A toy whose fit
