@@ -78,6 +78,8 @@ class HuntOptions:
     luminosity_fb: float = 100.0
     background: str = "ratio"
     ratio_functions: tuple[str, ...] = ("ratio1", "ratio2", "ratio3")
+    #: CLs limits are 95% of a test's time; statistics validations that need only p0 skip them.
+    limits: bool = True
 
     @classmethod
     def from_config(cls, bh: dict[str, Any]) -> HuntOptions:
@@ -258,6 +260,9 @@ def hunt_cut(
     except Exception as exc:  # a failed test of one cut must not lose the other cuts
         log.warning("window %s, efficiency %g: discovery test failed: %s", window.id, efficiency, exc)
         out.update(valid=False, reason=f"discovery test failed: {exc}", z=None, p0=None, q0=None, limit=None)
+        return out
+    if not opts.limits:
+        out["limit"] = None
         return out
     try:
         if opts.sr_bins == 1:
