@@ -26,7 +26,12 @@ rule sensitivity:
         out_dir=lambda wc, output: os.path.dirname(output.json),
     log:
         f"{LOGS}/sensitivity.log",
-    threads: workflow.cores
+    conda:
+        "../../envs/stats.yaml"
+    # every core the scan is given (Snakemake scales this down to --cores, or --local-cores under a
+    # cluster executor, where the rule runs on the submitting host): each point's own Snakemake
+    # schedules its jobs on them
+    threads: 1024
     shell:
         "python -m anomalyhunt.sensitivity --config {params.config:q} --out-dir {params.out_dir:q}"
         " --snakefile {params.snakefile:q} --cores {threads} --snakemake-args={params.args:q}"
