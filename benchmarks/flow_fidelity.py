@@ -59,10 +59,9 @@ def fidelity(wd: WindowData, params: dict, seed: int, threads: int) -> dict:
     n_val = len(sb) // 5
     val, tr = sb[:n_val], sb[n_val:]
     t0, c0 = time.perf_counter(), time.process_time()
-    pre = Preprocessor(params.get("margin", ConditionalFlow.DEFAULTS["margin"])).fit(wd.X, wd.mjj)
-    flow = ConditionalFlow(params, seed=seed, threads=threads).fit(
-        wd.X[tr], wd.mjj[tr], wd.X[val], wd.mjj[val], preprocessor=pre
-    )
+    flow = ConditionalFlow.from_config(params, seed=seed, threads=threads)
+    pre = Preprocessor(flow.margin).fit(wd.X, wd.mjj)
+    flow.fit(wd.X[tr], wd.mjj[tr], wd.X[val], wd.mjj[val], preprocessor=pre)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     samples = flow.sample(sample_mjj(wd.mjj[sr], len(sr), seed + 1), seed=seed + 2)
     X = np.concatenate([wd.X[sr], samples])

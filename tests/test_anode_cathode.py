@@ -111,15 +111,15 @@ def test_cathode_does_not_learn_the_mjj_correlation():
     df = make_window(n_sig=0, seed=1, slope=0.5)
     train, valid, test = split(df)
     params = FAST["cathode"] | {"flow": FLOW | {"epochs": 20, "patience": 4}}
-    cathode = CATHODE(params, seed=2).fit(train, valid)
+    cathode = CATHODE(**params, seed=2).fit(train, valid)
     sr = test.subset(test.in_sr)
-    fake = cathode.flow.sample(sample_mjj(sr.mjj, len(sr), 7), seed=8)
+    fake = cathode.flow_model.sample(sample_mjj(sr.mjj, len(sr), 7), seed=8)
     np.testing.assert_allclose(fake.mean(axis=0), sr.X.mean(axis=0), atol=0.03)
     auc = roc_auc_score(
         np.r_[np.ones(len(sr)), np.zeros(len(fake))],
-        np.r_[cathode.score(sr), cathode.ensemble.predict_proba(fake)],
+        np.r_[cathode.score(sr), cathode.model.predict_proba(fake)],
     )
-    cwola = get_scorer("cwola")(FAST["cwola"], seed=2).fit(train, valid)
+    cwola = get_scorer("cwola").from_config(FAST["cwola"], seed=2).fit(train, valid)
     sr_vs_sb = roc_auc_score(test.in_sr, cwola.score(test))
     assert abs(auc - 0.5) < 0.08 and sr_vs_sb > 0.7, (auc, sr_vs_sb)
 
@@ -127,7 +127,7 @@ def test_cathode_does_not_learn_the_mjj_correlation():
 @pytest.mark.parametrize("cls", [ANODE, CATHODE])
 def test_save_load_reproduces_scores(events, cls, tmp_path):
     train, valid, test = split(events.iloc[:6000])
-    scorer = cls(FAST[cls.name] | {"flow": FLOW | {"epochs": 2}}, seed=3).fit(train, valid)
+    scorer = cls(**FAST[cls.name] | {"flow": FLOW | {"epochs": 2}}, seed=3).fit(train, valid)
     s = scorer.score(test)
     assert s.shape == (len(test),) and np.isfinite(s).all()
     scorer.save(tmp_path / cls.name)
@@ -139,7 +139,7 @@ def test_save_load_reproduces_scores(events, cls, tmp_path):
         other.load(tmp_path / cls.name)
     sb_only = train.subset(train.region == SIDEBAND)
     with pytest.raises(AnomalyHuntError, match="no signal-region events"):
-        cls(FAST[cls.name], seed=0).fit(sb_only, sb_only)
+        cls(**FAST[cls.name]).fit(sb_only, sb_only)
 
 
 def _cut_efficiency(df: pd.DataFrame, scores: pd.DataFrame, keep: float) -> dict[str, float]:
@@ -171,7 +171,7 @@ def test_anode_cut_does_not_sculpt_the_sidebands():
 
 def test_anode_scores_are_finite_far_outside_the_range(events):
     train, valid, _ = split(events.iloc[:6000])
-    anode = ANODE({"flow": FLOW | {"epochs": 2}}, seed=3).fit(train, valid)
+    anode = ANODE(flow=FLOW | {"epochs": 2}, seed=3).fit(train, valid)
     far = WindowData(
         np.array([[1e9, -1e9, 5.0, -3.0]], np.float32),
         np.array([3.5]),

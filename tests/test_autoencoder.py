@@ -41,30 +41,30 @@ def test_trains_on_sidebands_deterministic_and_round_trips(events, tmp_path, cls
     data = WindowData.from_frame(events.iloc[:3000], WINDOW)
     idx = np.random.default_rng(0).permutation(len(data))
     train, valid = data.subset(idx[:2400]), data.subset(idx[2400:])
-    a = cls(FAST, seed=7).fit(train, valid)
+    a = cls(**FAST, seed=7).fit(train, valid)
     s = a.score(data)
     assert s.shape == (len(data),) and np.isfinite(s).all()
     np.testing.assert_array_equal(s, a.score(data))  # scoring itself is seeded
-    np.testing.assert_array_equal(s, cls(FAST, seed=7).fit(train, valid).score(data))
+    np.testing.assert_array_equal(s, cls(**FAST, seed=7).fit(train, valid).score(data))
     assert a.history and a.best_epoch is not None
     # SR events of the training set play no part: moving them changes nothing
-    no_sr = cls(FAST, seed=7).fit(train.subset(train.in_sb), valid.subset(valid.in_sb))
+    no_sr = cls(**FAST, seed=7).fit(train.subset(train.in_sb), valid.subset(valid.in_sb))
     np.testing.assert_array_equal(s, no_sr.score(data))
     a.save(tmp_path / "model.pt")
     np.testing.assert_array_equal(s, cls.load(tmp_path / "model.pt").score(data))
-    assert not np.array_equal(s, cls(FAST, seed=8).fit(train, valid).score(data))
+    assert not np.array_equal(s, cls(**FAST, seed=8).fit(train, valid).score(data))
 
 
 def test_errors(events, tmp_path):
     data = WindowData.from_frame(events.iloc[:2000], WINDOW)
     sr_only = data.subset(data.in_sr)
     with pytest.raises(AnomalyHuntError, match="no sideband events"):
-        Autoencoder(FAST, seed=0).fit(sr_only, sr_only)
+        Autoencoder(**FAST).fit(sr_only, sr_only)
     with pytest.raises(AnomalyHuntError, match="latent"):
-        VAE({"latent": 0}, seed=0)
+        VAE(latent=0)
     with pytest.raises(AnomalyHuntError, match="not found"):
         VAE.load(tmp_path / "missing.pt")
-    ae = Autoencoder(FAST | {"epochs": 1}, seed=0).fit(data, data)
+    ae = Autoencoder(**FAST | {"epochs": 1}).fit(data, data)
     ae.save(tmp_path / "ae.pt")
     with pytest.raises(AnomalyHuntError, match="not an anomalyhunt 'vae' model"):
         VAE.load(tmp_path / "ae.pt")

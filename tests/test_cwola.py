@@ -110,7 +110,7 @@ def test_cwola_ignores_mjj_and_round_trips(events, tmp_path):
     idx = np.random.default_rng(0).permutation(len(data))
     train, valid = data.subset(idx[:4500]), data.subset(idx[4500:])
     for clf in ("hgb", "mlp"):
-        scorer = CWoLa(FAST[clf], seed=3).fit(train, valid)
+        scorer = CWoLa(**FAST[clf], seed=3).fit(train, valid)
         s = scorer.score(data)
         shifted = WindowData(data.X, data.mjj + 1.0, data.region, data.label)
         np.testing.assert_array_equal(s, scorer.score(shifted))  # mjj is never an input
@@ -120,11 +120,11 @@ def test_cwola_ignores_mjj_and_round_trips(events, tmp_path):
 
 def test_cwola_config_and_input_errors(events, tmp_path):
     with pytest.raises(AnomalyHuntError, match="classifier 'svm' unknown"):
-        CWoLa({"classifier": "svm"}, seed=0)
+        CWoLa(classifier="svm")
     data = WindowData.from_frame(events.iloc[:2000], WINDOW)
     sb_only = data.subset(data.region == 1)
     with pytest.raises(AnomalyHuntError, match="no signal-region events"):
-        CWoLa(FAST["hgb"], seed=0).fit(sb_only, sb_only)
+        CWoLa(**FAST["hgb"]).fit(sb_only, sb_only)
     with pytest.raises(AnomalyHuntError, match="not found"):
         CWoLa.load(tmp_path / "missing")
 
@@ -159,8 +159,8 @@ def test_decorrelator_round_trips(tmp_path):
     data = WindowData.from_frame(correlated_window(n_bkg=6000), WINDOW)
     idx = np.random.default_rng(0).permutation(len(data))
     params = {**FAST["hgb"], "decorrelate": "location_scale"}
-    scorer = CWoLa(params, seed=3).fit(data.subset(idx[:4500]), data.subset(idx[4500:]))
+    scorer = CWoLa(**params, seed=3).fit(data.subset(idx[:4500]), data.subset(idx[4500:]))
     scorer.save(tmp_path / "m")
     np.testing.assert_array_equal(scorer.score(data), CWoLa.load(tmp_path / "m").score(data))
     with pytest.raises(AnomalyHuntError, match="decorrelate 'pca' unknown"):
-        CWoLa({"decorrelate": "pca"}, seed=0)
+        CWoLa(decorrelate="pca")

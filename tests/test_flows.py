@@ -30,7 +30,7 @@ def gaussian(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def trained() -> ConditionalFlow:
     X, m = gaussian(8000, 0)
     Xv, mv = gaussian(2000, 1)
-    return ConditionalFlow(SMALL, seed=5, threads=1).fit(X, m, Xv, mv)
+    return ConditionalFlow(**SMALL, seed=5, threads=1).fit(X, m, Xv, mv)
 
 
 def test_preprocessing_round_trip_and_jacobian():
@@ -98,11 +98,14 @@ def test_training_is_deterministic():
     quick = SMALL | {"epochs": 2}
 
     def fit(seed: int) -> np.ndarray:
-        return ConditionalFlow(quick, seed=seed, threads=1).fit(X, m, Xv, mv).log_prob(Xv, mv)
+        return ConditionalFlow(**quick, seed=seed, threads=1).fit(X, m, Xv, mv).log_prob(Xv, mv)
 
     a, b, c = fit(1), fit(1), fit(2)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+DEFAULT_MARGIN = ConditionalFlow().margin
 
 
 def test_small_margin_learns_a_hard_edge():
@@ -121,8 +124,8 @@ def test_small_margin_learns_a_hard_edge():
     Xt, mt = Xt[Xt[:, 0] <= X[:, 0].max()], mt[Xt[:, 0] <= X[:, 0].max()]
     true = np.log(2) - np.log(2 * np.pi) - 0.5 * (Xt[:, 0] ** 2 + (Xt[:, 1] - mt) ** 2)
     gap = {}
-    for margin in (ConditionalFlow.DEFAULTS["margin"], 0.05):
-        flow = ConditionalFlow(SMALL | {"margin": margin}, seed=5).fit(X, m, Xv, mv)
+    for margin in (DEFAULT_MARGIN, 0.05):
+        flow = ConditionalFlow(**SMALL | {"margin": margin}, seed=5).fit(X, m, Xv, mv)
         gap[margin] = true.mean() - flow.log_prob(Xt, mt).mean()
-    assert abs(gap[ConditionalFlow.DEFAULTS["margin"]]) < 0.035, gap  # 0.019-0.026 over 3 seeds
-    assert gap[0.05] > gap[ConditionalFlow.DEFAULTS["margin"]] + 0.008, gap  # 0.015-0.023 worse
+    assert abs(gap[DEFAULT_MARGIN]) < 0.035, gap  # 0.019-0.026 over 3 seeds
+    assert gap[0.05] > gap[DEFAULT_MARGIN] + 0.008, gap  # 0.015-0.023 worse

@@ -79,14 +79,14 @@ def test_simulation_streams_are_prefix_stable_cached_and_independent(config):
 
 def test_supervised_cocktail_and_leave_out(config):
     sim = Simulation.from_config(config, WINDOW)
-    points = Supervised({}, seed=0).set_reference(sim).cocktail()
+    points = Supervised().set_reference(sim).cocktail()
     assert (0.5, 0.1) in points and (0.7, 0.3) not in points and len(points) == 7
-    left = Supervised({"leave_out_injected": True}, seed=0).set_reference(sim).cocktail()
+    left = Supervised(leave_out_injected=True).set_reference(sim).cocktail()
     assert (0.5, 0.1) not in left and len(left) == 6
-    mine = Supervised({"signals": [[0.3, 0.3]]}, seed=0).set_reference(sim).cocktail()
+    mine = Supervised(signals=[[0.3, 0.3]]).set_reference(sim).cocktail()
     assert mine == [(0.3, 0.3)]
     with pytest.raises(AnomalyHuntError, match="not allowed"):
-        Supervised({"signals": [[0.8, 0.3]]}, seed=0).set_reference(sim).cocktail()
+        Supervised(signals=[[0.8, 0.3]]).set_reference(sim).cocktail()
 
 
 def test_supervised_far_from_the_signal_tests_a_wprime_at_the_window(config):
@@ -95,7 +95,7 @@ def test_supervised_far_from_the_signal_tests_a_wprime_at_the_window(config):
     far = Window("w10", (5.3, 5.7), (4.7, 5.3), (5.7, 6.3))
     sim = Simulation.from_config(config, far)
     assert sim.signal_acceptance(0.5, 0.1) < 0.01
-    sup = Supervised(SUPERVISED | {"signals": [[0.5, 0.1]]}, seed=1).set_reference(sim)
+    sup = Supervised(**SUPERVISED | {"signals": [[0.5, 0.1]]}, seed=1).set_reference(sim)
     sup.fit(None, None)
     sig = sim.signal(500, 0.5, 0.1, mjj=far.centre)
     assert ((sig.mjj > far.sr[0]) & (sig.mjj < far.sr[1])).all()
@@ -108,9 +108,9 @@ def test_supervised_far_from_the_signal_tests_a_wprime_at_the_window(config):
 def test_supervised_trains_once_per_simulation_and_round_trips(config, events, tmp_path):
     sim = Simulation.from_config(config, WINDOW)
     data = WindowData.from_frame(events, WINDOW)
-    a = Supervised(SUPERVISED, seed=1).set_reference(sim).fit(data, data)
-    b = Supervised(SUPERVISED, seed=2).set_reference(sim).fit(data, data)
-    assert a.ensemble is b.ensemble  # it never sees the data: one model serves every fold
+    a = Supervised(**SUPERVISED, seed=1).set_reference(sim).fit(data, data)
+    b = Supervised(**SUPERVISED, seed=2).set_reference(sim).fit(data, data)
+    assert a.model is b.model  # it never sees the data: one model serves every fold
     a.save(tmp_path / "sup")
     np.testing.assert_array_equal(a.score(data), Supervised.load(tmp_path / "sup").score(data))
     with pytest.raises(AnomalyHuntError, match="'supervised' model, not 'idealized'"):
@@ -126,7 +126,7 @@ def test_refuses_without_simulation(config, events, tmp_path):
     data = WindowData.from_frame(events.iloc[:3000], WINDOW)
     for cls in (Idealized, Supervised):
         with pytest.raises(AnomalyHuntError, match="set_reference"):
-            cls(HGB, seed=0).fit(data, data)
+            cls(**HGB).fit(data, data)
     # the stage command stops with one clear line before touching any input
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"source": "lhco"}}))
     argv = ["--config", str(tmp_path / "c.yaml"), "--events", "x", "--windows", "y",

@@ -69,27 +69,33 @@ def _labelled(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.nd
 def roc(labels: np.ndarray, scores: np.ndarray) -> Roc:
     """The ROC curve of ``scores`` for truth ``labels`` (1 signal, 0 background; others ignored).
 
-    Tied scores form one point, so the curve does not depend on the order of tied events.
+    scikit-learn's :func:`~sklearn.metrics.roc_curve` with every threshold kept (the max-SIC rule
+    needs the background count of each cut), less its (0, 0) starting point. Tied scores form one
+    point, so the curve does not depend on the order of tied events.
     """
+    from sklearn.metrics import roc_curve
+
     labels, scores = _labelled(labels, scores)
-    order = np.argsort(-scores, kind="stable")
-    s, y = scores[order], labels[order]
-    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # last event of each tie group
-    n_sig = np.cumsum(y == 1)[last]
-    n_bkg = np.cumsum(y == 0)[last]
+    fpr, tpr, threshold = roc_curve(labels, scores, drop_intermediate=False)
+    n_sig, n_bkg = int((labels == 1).sum()), int((labels == 0).sum())
     return Roc(
-        threshold=s[last],
-        tpr=n_sig / n_sig[-1],
-        fpr=n_bkg / n_bkg[-1],
-        n_signal=n_sig,
-        n_background=n_bkg,
+        threshold=threshold[1:],
+        tpr=tpr[1:],
+        fpr=fpr[1:],
+        n_signal=np.rint(tpr[1:] * n_sig).astype(np.int64),
+        n_background=np.rint(fpr[1:] * n_bkg).astype(np.int64),
     )
+
+
+def _auc(r: Roc) -> float:
+    from sklearn.metrics import auc as area
+
+    return float(area(np.r_[0.0, r.fpr], np.r_[0.0, r.tpr]))
 
 
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Area under the ROC curve (trapezoids from (0, 0); ties count one half)."""
-    r = roc(labels, scores)
-    return float(np.trapezoid(np.r_[0.0, r.tpr], np.r_[0.0, r.fpr]))
+    return _auc(roc(labels, scores))
 
 
 def sic(tpr: np.ndarray, fpr: np.ndarray) -> np.ndarray:
@@ -103,7 +109,10 @@ def max_sic_point(
     labels: np.ndarray, scores: np.ndarray, min_background: int = MIN_BACKGROUND
 ) -> dict[str, float]:
     """The cut of largest SIC among those keeping >= ``min_background`` background events."""
-    r = roc(labels, scores)
+    return _max_sic_point(roc(labels, scores), min_background)
+
+
+def _max_sic_point(r: Roc, min_background: int) -> dict[str, float]:
     ok = r.n_background >= min_background
     if not ok.any():
         raise AnomalyHuntError(
@@ -131,9 +140,12 @@ def rejection_at(labels: np.ndarray, scores: np.ndarray, efficiency: float) -> f
 
     No interpolation: the cut is a real one. ``inf`` if it passes no background at all.
     """
+    return _rejection_at(roc(labels, scores), efficiency)
+
+
+def _rejection_at(r: Roc, efficiency: float) -> float:
     if not 0 < efficiency <= 1:
         raise AnomalyHuntError(f"signal efficiency must be in (0, 1], got {efficiency}")
-    r = roc(labels, scores)
     i = int(np.argmax(r.tpr >= efficiency - 1e-12))
     return float(np.inf) if r.fpr[i] == 0 else float(1.0 / r.fpr[i])
 
@@ -196,6 +208,17 @@ def evaluate_scores(
     keep: Sequence[float] = KEEP,
 ) -> dict[str, Any]:
     """All metrics of one scores table (columns of ``anomalyhunt.scores.SCORE_COLUMNS``)."""
+    return _evaluate(table, min_background, efficiencies, keep)[0]
+
+
+def _evaluate(
+    table: pd.DataFrame,
+    min_background: int,
+    efficiencies: Sequence[float],
+    keep: Sequence[float],
+) -> tuple[dict[str, Any], Roc | None]:
+    """The metrics and the SR ROC curve they came from (None without labelled signal and background)."""
+    r = None
     missing = [c for c in ("mjj", "region", "label", "score") if c not in table.columns]
     if missing:
         raise AnomalyHuntError(f"scores table lacks columns {missing}")
@@ -214,12 +237,13 @@ def evaluate_scores(
             f"{min_background} a cut must keep to count"
         )
     elif out["n_signal_sr"] and out["n_background_sr"]:
-        point = max_sic_point(label[sr], score[sr], min_background)
+        r = roc(label[sr], score[sr])  # one curve for every performance number
+        point = _max_sic_point(r, min_background)
         out |= {
-            "auc": auc(label[sr], score[sr]),
+            "auc": _auc(r),
             "max_sic": point["sic"],
             "max_sic_at": point,
-            "rejection": {str(e): rejection_at(label[sr], score[sr], e) for e in efficiencies},
+            "rejection": {str(e): _rejection_at(r, e) for e in efficiencies},
         }
     else:
         out["performance_skipped"] = "no truth-labelled signal and background in the SR"
@@ -231,7 +255,7 @@ def evaluate_scores(
             str(k): v
             for k, v in sculpting_jsd(table["mjj"].to_numpy()[bkg], score[bkg], keep).items()
         }
-    return out
+    return out, r
 
 
 def _name_and_path(spec: str) -> tuple[str, Path]:
@@ -316,7 +340,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if name in tables:
             raise AnomalyHuntError(f"two scores files are both named '{name}'; use NAME=PATH")
         tables[name] = read_parquet(path)
-    metrics = {name: evaluate_scores(t, args.min_background) for name, t in tables.items()}
+    evaluated = {
+        name: _evaluate(t, args.min_background, EFFICIENCIES, KEEP) for name, t in tables.items()
+    }
+    metrics = {name: m for name, (m, _) in evaluated.items()}
     write_json(
         {
             "rules": {
@@ -336,11 +363,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             log.info("%s: %s", name, m["performance_skipped"])
     if args.plot:
-        curves = {}
-        for name, t in tables.items():
-            sr = t[t["region"] == SIGNAL_REGION]
-            if metrics[name].get("max_sic") is not None:
-                curves[name] = roc(sr["label"].to_numpy(), sr["score"].to_numpy())
+        curves = {name: r for name, (m, r) in evaluated.items() if m.get("max_sic") is not None}
         if not curves:
             log.info("no truth-labelled SR signal and background: the ROC/SIC figure says so")
         plot_roc_sic(curves, args.plot, args.min_background)

@@ -28,7 +28,7 @@ from anomalyhunt import cli
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.evaluate import MIN_BACKGROUND, auc, max_sic_point
 from anomalyhunt.io import write_json
-from anomalyhunt.scores.classifiers import Ensemble
+from anomalyhunt.scores.ensemble import Ensemble
 
 log = logging.getLogger("anomalyhunt.lhco_check")
 

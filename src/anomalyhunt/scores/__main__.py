@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     config = cfgmod.load(args.config)
     scorer_cls = get_scorer(args.method)
-    params = config.get("scores", {}).get(args.method, {})
+    params = config["scores"].get(args.method, {})  # a method without a block: its defaults
     needs_simulation = getattr(scorer_cls, "needs_simulation", False)
     if needs_simulation:
         from anomalyhunt.scores.supervised import require_toy
@@ -125,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     seed = cfgmod.derive_seed(config["seed"], "scores", args.method, args.window)
     device = resolve_device(config["device"])
     events = read_parquet(args.events)
+    # the schema gives every method's block a validation_fraction; without a block, the driver's
+    split = {k: float(params[k]) for k in ("validation_fraction",) if k in params}
     scores = score_out_of_fold(
         scorer_cls,
         params,
@@ -133,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         seed=seed,
         device=device,
         threads=threads,
-        validation_fraction=float(params.get("validation_fraction", 0.2)),
+        **split,
         model_dir=args.model_dir,
         resume=not args.no_resume,
         fingerprint_extra=fingerprint_extra,

@@ -21,6 +21,7 @@ ratio does not depend on it even for events clipped at the edge of the range.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,19 @@ def region_part(data: WindowData, region: int, method: str, what: str) -> Window
 class ANODE(Scorer):
     """Log density ratio of an SR data flow to a sideband background flow.
 
-    Params are the config's ``scores.anode`` block: ``flow`` (the settings of both flows, see
-    :class:`~anomalyhunt.scores.flows.ConditionalFlow`), ``mjj_evaluation`` (module docstring);
-    ``validation_fraction`` is read by the k-fold driver.
+    The parameters are the config's ``scores.anode`` block (its ``validation_fraction`` is read
+    by the k-fold driver).
+
+    Parameters
+    ----------
+    flow : mapping, optional
+        Keyword arguments of both flows (:class:`~anomalyhunt.scores.flows.ConditionalFlow`;
+        missing ones take its defaults).
+    mjj_evaluation : {"sr_marginal", "own"}, default "sr_marginal"
+        Where the densities are evaluated: averaged over the SR mjj distribution, or at each
+        event's own mjj as in the paper (module docstring).
+    seed, device, threads
+        As for :class:`~anomalyhunt.scores.base.Scorer`.
     """
 
     name = "anode"
@@ -64,11 +75,15 @@ class ANODE(Scorer):
     FILES = {"bkg": "flow_bkg.pt", "data": "flow_data.pt"}
 
     def __init__(
-        self, params: dict[str, Any], *, seed: int, device: str = "cpu", threads: int = 1
+        self,
+        *,
+        flow: Mapping[str, Any] | None = None,
+        mjj_evaluation: str = "sr_marginal",
+        **kwargs: Any,
     ) -> None:
-        super().__init__(params, seed=seed, device=device, threads=threads)
-        self.flow_params = dict(self.params.get("flow", {}))
-        self.mjj_evaluation = self.params.get("mjj_evaluation", "sr_marginal")
+        super().__init__(**kwargs)
+        self.flow = dict(flow or {})
+        self.mjj_evaluation = mjj_evaluation
         if self.mjj_evaluation not in MJJ_EVALUATIONS:
             raise AnomalyHuntError(
                 f"ANODE: mjj_evaluation '{self.mjj_evaluation}' is not one of {MJJ_EVALUATIONS}"
@@ -77,8 +92,8 @@ class ANODE(Scorer):
         self.mjj_points: np.ndarray | None = None
 
     def _flow(self, which: str) -> ConditionalFlow:
-        return ConditionalFlow(
-            self.flow_params,
+        return ConditionalFlow.from_config(
+            self.flow,
             seed=derive_seed(self.seed, "flow", which),
             device=self.device,
             threads=self.threads,
@@ -87,13 +102,13 @@ class ANODE(Scorer):
     def fit(self, train: WindowData, valid: WindowData) -> ANODE:
         if not (train.region > 0).all() or not (valid.region > 0).all():
             raise AnomalyHuntError("ANODE data contain events outside the window")
-        margin = self.flow_params.get("margin", ConditionalFlow.DEFAULTS["margin"])
-        pre = Preprocessor(margin).fit(train.X, train.mjj)
+        flows = {which: self._flow(which) for which in ("bkg", "data")}
+        pre = Preprocessor(flows["bkg"].margin).fit(train.X, train.mjj)
         self.flows = {}
         for which, region in (("bkg", SIDEBAND), ("data", SIGNAL_REGION)):
             tr = region_part(train, region, "ANODE", "training")
             va = region_part(valid, region, "ANODE", "validation")
-            self.flows[which] = self._flow(which).fit(tr.X, tr.mjj, va.X, va.mjj, preprocessor=pre)
+            self.flows[which] = flows[which].fit(tr.X, tr.mjj, va.X, va.mjj, preprocessor=pre)
             if region == SIGNAL_REGION:
                 self.mjj_points = np.quantile(tr.mjj, MJJ_QUANTILES)
         return self
@@ -123,7 +138,7 @@ class ANODE(Scorer):
         for which, name in self.FILES.items():
             self.flows[which].save(path / name)
         write_json(
-            {"name": self.name, "params": self.params, "seed": self.seed,
+            {"name": self.name, "params": self.get_params(), "seed": self.seed,
              "mjj_points": [float(m) for m in self.mjj_points]},
             path / self.MANIFEST,
         )  # fmt: skip
@@ -134,7 +149,7 @@ class ANODE(Scorer):
         meta = read_json(path / cls.MANIFEST)
         if meta.get("name") != cls.name:
             raise AnomalyHuntError(f"{path}: holds a '{meta.get('name')}' model, not '{cls.name}'")
-        scorer = cls(meta["params"], seed=meta["seed"], device=device, threads=threads)
+        scorer = cls.from_config(meta["params"], seed=meta["seed"], device=device, threads=threads)
         scorer.flows = {
             which: ConditionalFlow.load(path / name, device=device, threads=threads)
             for which, name in cls.FILES.items()

@@ -8,15 +8,15 @@ grows: it finds only signals that are rare *and* unusual, a useful, model-agnost
 
 Inputs are the four features, standardised with the training sideband's mean and spread (stored
 in the network, so a saved model is self-contained). Training: Adam, early stopping on the
-validation sideband loss with the best epoch's weights restored, seeded and device aware.
+validation sideband loss with the best epoch's weights restored, seeded and device aware (the
+shared loop of :mod:`anomalyhunt.scores.training`).
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-import sys
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,15 +25,7 @@ from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.regions import SIDEBAND
 from anomalyhunt.scores.base import Scorer, WindowData, register
-from anomalyhunt.scores.torchio import (
-    EarlyStopping,
-    load_payload,
-    save_payload,
-    state_dict_cpu,
-    subsample,
-)
-
-log = logging.getLogger(__name__)
+from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -72,27 +64,34 @@ def _build(kind: str, n_features: int, hidden: list[int], latent: int) -> Any:
 
 
 class _SidebandAutoencoder(Scorer):
-    """Shared training loop, scoring in batches, save and load of both autoencoders."""
+    """Shared training, scoring in batches, save and load of both autoencoders."""
 
     kind: ClassVar[str] = ""
     FORMAT: ClassVar[str] = ""
     requires_regions = (SIDEBAND,)
-    DEFAULTS: ClassVar[dict[str, Any]] = {
-        "hidden": [32, 32],
-        "latent": 2,
-        "epochs": 100,
-        "batch_size": 512,
-        "learning_rate": 1e-3,
-        "patience": 8,
-        "max_train_events": 100000,
-    }
 
     def __init__(
-        self, params: dict[str, Any], *, seed: int, device: str = "cpu", threads: int = 1
+        self,
+        *,
+        hidden: Sequence[int] = (32, 32),
+        latent: int = 2,
+        epochs: int = 100,
+        batch_size: int = 512,
+        learning_rate: float = 1e-3,
+        patience: int = 8,
+        max_train_events: int = 100000,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(self.DEFAULTS | dict(params), seed=seed, device=device, threads=threads)
-        if int(self.params["latent"]) < 1:
+        super().__init__(**kwargs)
+        if int(latent) < 1:
             raise AnomalyHuntError(f"scores.{self.name}.latent must be at least 1")
+        self.hidden = [int(h) for h in hidden]
+        self.latent = int(latent)
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.learning_rate = float(learning_rate)
+        self.patience = int(patience)
+        self.max_train_events = int(max_train_events)
         self.net: Any = None
         self.best_epoch: int | None = None
         self.history: list[dict[str, float]] = []
@@ -116,90 +115,58 @@ class _SidebandAutoencoder(Scorer):
 
     def fit(self, train: WindowData, valid: WindowData) -> _SidebandAutoencoder:
         """Train on the sideband events of ``train``; ``valid``'s sideband decides when to stop."""
-        import torch
-        from tqdm.auto import tqdm
+        from anomalyhunt.scores.training import (
+            cap_events,
+            seeded,
+            set_standardisation,
+            train_network,
+        )
 
         X, X_val = self._sideband(train, "training"), self._sideband(valid, "validation")
-        p = self.params
-        limit = int(p["max_train_events"])
-        X = X[subsample(len(X), limit, derive_seed(self.seed, "subsample", "train"))]
-        X_val = X_val[subsample(len(X_val), max(1, limit // 4), derive_seed(self.seed, "subsample", "valid"))]
-        torch.set_num_threads(self.threads)
-        dev = torch.device(self.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            self.net = _build(self.kind, X.shape[1], list(p["hidden"]), int(p["latent"]))
-        scale = X.std(axis=0, dtype=np.float64)
-        scale[scale <= 0] = 1.0
-        self.net.mean.copy_(torch.as_tensor(X.mean(axis=0, dtype=np.float64), dtype=torch.float32))
-        self.net.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
-        self.net.to(dev)
-        Xt, Xv = torch.as_tensor(X, device=dev), torch.as_tensor(X_val, device=dev)
-        opt = torch.optim.Adam(self.net.parameters(), lr=float(p["learning_rate"]))
-        gen = torch.Generator().manual_seed(self.seed)
-        noise = torch.Generator(device=dev).manual_seed(derive_seed(self.seed, "noise"))
-        bs, n = int(p["batch_size"]), len(Xt)
-        stopper = EarlyStopping(int(p["patience"]))
-        self.history = []
-        bar = tqdm(range(int(p["epochs"])), desc=self.name, unit="epoch", leave=False,
-                   disable=not sys.stderr.isatty())  # fmt: skip
-        for epoch in bar:
-            self.net.train()
-            perm = torch.randperm(n, generator=gen).to(dev)
-            total = 0.0
-            for start in range(0, n, bs):
-                loss = self._event_loss(self.net.standardise(Xt[perm[start : start + bs]]), noise)
-                loss = loss.mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * min(bs, n - start)
-            self.net.eval()
-            val = float(self._batched(Xv, derive_seed(self.seed, "val"), self._event_loss).mean())
-            self.history.append({"epoch": epoch, "train_loss": total / n, "val_loss": val})
-            bar.set_postfix(val_loss=f"{val:.4f}")
-            if stopper.step(epoch, val, self.net):
-                break
-        bar.close()
-        stopper.restore(self.net)
-        self.best_epoch = stopper.best_epoch
-        self.net.eval()
-        log.debug("%s: %d epochs, best %s, validation loss %.5f",
-                  self.name, len(self.history), self.best_epoch, stopper.best)  # fmt: skip
+        keep, keep_val = cap_events(len(X), len(X_val), self.max_train_events, self.seed)
+        X, X_val = X[keep], X_val[keep_val]
+        with seeded(self.seed):
+            self.net = net = _build(self.kind, X.shape[1], self.hidden, self.latent)
+        set_standardisation(net, X)
+        result = train_network(
+            net,
+            lambda batch, gen: self._event_loss(net.standardise(batch[0]), gen),
+            (X,),
+            (X_val,),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            patience=self.patience,
+            seed=self.seed,
+            device=self.device,
+            threads=self.threads,
+            label=self.name,
+        )
+        self.best_epoch, self.history = result.best_epoch, result.history
         return self
 
-    def _batched(self, X: Any, seed: int, fn: Any) -> np.ndarray:
-        import torch
-
-        out = np.empty(len(X), dtype=np.float64)
-        dev = self.net.mean.device
-        gen = torch.Generator(device=dev).manual_seed(seed)
-        with torch.no_grad():
-            for start in range(0, len(X), 65536):
-                xb = torch.as_tensor(X[start : start + 65536], device=dev)
-                out[start : start + len(xb)] = (
-                    fn(self.net.standardise(xb), gen).double().cpu().numpy()
-                )
-        return out
-
     def score(self, data: WindowData) -> np.ndarray:
-        import torch
+        from anomalyhunt.scores.training import batched
 
         if self.net is None:
             raise RuntimeError(f"{type(self).__name__}: call fit() or load() first")
-        torch.set_num_threads(self.threads)
         self.net.eval()
         X = np.ascontiguousarray(data.X, dtype=np.float32)
-        return self._batched(X, derive_seed(self.seed, "score"), self._score_batch)
+        return batched(
+            lambda batch, gen: self._score_batch(self.net.standardise(batch[0]), gen),
+            (X,),
+            device=self.device,
+            seed=derive_seed(self.seed, "score"),
+            threads=self.threads,
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         """One torch file of plain tensors and numbers (loads with ``weights_only=True``)."""
-
         if self.net is None:
             raise RuntimeError(f"{type(self).__name__}: nothing to save before fit()")
         payload = {
             "format": self.FORMAT,
-            "params": {**self.params, "hidden": list(self.params["hidden"])},
+            "params": self.get_params(),
             "seed": self.seed,
             "n_features": int(self.net.mean.numel()),
             "best_epoch": -1 if self.best_epoch is None else int(self.best_epoch),
@@ -214,9 +181,9 @@ class _SidebandAutoencoder(Scorer):
         import torch
 
         payload = load_payload(path, cls.FORMAT, f"'{cls.name}' model", device)
-        model = cls(payload["params"], seed=payload["seed"], device=device, threads=threads)
-        p = model.params
-        model.net = _build(cls.kind, payload["n_features"], list(p["hidden"]), int(p["latent"]))
+        model = cls.from_config(payload["params"], seed=payload["seed"], device=device,
+                                threads=threads)  # fmt: skip
+        model.net = _build(cls.kind, payload["n_features"], model.hidden, model.latent)
         model.net.load_state_dict(payload["state_dict"])
         model.net.to(torch.device(device)).eval()
         model.best_epoch = None if payload["best_epoch"] < 0 else payload["best_epoch"]
@@ -227,10 +194,28 @@ class _SidebandAutoencoder(Scorer):
 class Autoencoder(_SidebandAutoencoder):
     """Deterministic autoencoder; score = mean squared reconstruction error (standardised units).
 
-    Params (``scores.autoencoder``): ``hidden`` widths of the encoder (mirrored by the decoder),
-    ``latent`` size, ``epochs``, ``batch_size``, ``learning_rate``, ``patience``,
-    ``max_train_events`` (a larger sideband is randomly subsampled) and ``validation_fraction``
-    (read by the k-fold driver).
+    The parameters are the config's ``scores.autoencoder`` block (its ``validation_fraction`` is
+    read by the k-fold driver).
+
+    Parameters
+    ----------
+    hidden : sequence of int, default (32, 32)
+        Widths of the encoder's hidden layers (the decoder mirrors them).
+    latent : int, default 2
+        Size of the bottleneck.
+    epochs : int, default 100
+        Most passes over the training sideband.
+    batch_size : int, default 512
+        Events per optimiser step.
+    learning_rate : float, default 1e-3
+        Adam's step size.
+    patience : int, default 8
+        Epochs without a better validation loss before training stops (the best epoch is kept).
+    max_train_events : int, default 100000
+        A larger training sideband is randomly subsampled to this many events (validation to a
+        quarter of it), bounding the time per fold.
+    seed, device, threads
+        As for :class:`~anomalyhunt.scores.base.Scorer`.
     """
 
     name = "autoencoder"
@@ -247,13 +232,26 @@ class VAE(_SidebandAutoencoder):
 
     Score = negative evidence lower bound, -ELBO(x) = E_q[-log p(x|z)] + KL(q(z|x) || N(0, 1)),
     the reconstruction term estimated by Monte Carlo with ``score_samples`` draws per event (seeded,
-    so scores are reproducible). Params as the autoencoder's, plus ``score_samples``.
+    so scores are reproducible). The parameters are the config's ``scores.vae`` block.
+
+    Parameters
+    ----------
+    score_samples : int, default 16
+        Monte-Carlo draws per event for the -ELBO score (training uses one).
+
+    Other Parameters
+    ----------------
+    hidden, latent, epochs, batch_size, learning_rate, patience, max_train_events, seed, device, threads
+        As for :class:`Autoencoder`.
     """
 
     name = "vae"
     kind = "vae"
     FORMAT = "anomalyhunt.vae/1"
-    DEFAULTS: ClassVar[dict[str, Any]] = _SidebandAutoencoder.DEFAULTS | {"score_samples": 16}
+
+    def __init__(self, *, score_samples: int = 16, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.score_samples = int(score_samples)
 
     def _neg_elbo(self, z: Any, generator: Any, samples: int) -> Any:
         import torch
@@ -277,4 +275,4 @@ class VAE(_SidebandAutoencoder):
         return self._neg_elbo(z, generator, 1)
 
     def _score_batch(self, z: Any, generator: Any) -> Any:
-        return self._neg_elbo(z, generator, int(self.params["score_samples"]))
+        return self._neg_elbo(z, generator, self.score_samples)

@@ -8,7 +8,9 @@ command only ever talk to this interface, so adding a method touches nothing els
 from __future__ import annotations
 
 import abc
+import inspect
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -92,20 +94,93 @@ class WindowData:
         return int((self.region == region).sum())
 
 
-class Scorer(abc.ABC):
+#: Keyword arguments every configurable class takes that are settings of the run, not of the method.
+RUNTIME_KEYS: tuple[str, ...] = ("seed", "device", "threads")
+
+
+class Configurable:
+    """Hyperparameters as keyword arguments, scikit-learn style, plus construction from a config.
+
+    Each hyperparameter is a keyword-only argument of ``__init__`` whose default is the schema's
+    (tests/test_defaults.py checks that they agree) and is stored unchanged as the attribute of the
+    same name. A subclass whose ``__init__`` takes ``**kwargs`` and passes them to its parent's
+    inherits the parent's hyperparameters.
+    """
+
+    #: Keys of a config block that belong to the caller (e.g. the k-fold driver), not to the class.
+    DRIVER_KEYS: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def param_defaults(cls) -> dict[str, Any]:
+        """Every hyperparameter with its default (run settings, ``RUNTIME_KEYS``, left out)."""
+        out: dict[str, Any] = {}
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass) or klass is object:
+                continue
+            params = inspect.signature(klass.__init__).parameters.values()
+            for p in params:
+                if p.kind is p.KEYWORD_ONLY and p.name not in RUNTIME_KEYS:
+                    out.setdefault(p.name, p.default)
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                break
+        return out
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters of this instance, as a JSON-friendly dict (tuples become lists)."""
+        return {k: _plain(getattr(self, k)) for k in self.param_defaults()}
+
+    @classmethod
+    def from_config(cls: type[C], block: Mapping[str, Any] | None = None, **runtime: Any) -> C:
+        """An instance from a config block (missing keys take their defaults) plus run settings.
+
+        Unknown keys are a clear error rather than a silently ignored typo.
+        """
+        block = dict(block or {})
+        names = cls.param_defaults()
+        kwargs = {k: v for k, v in block.items() if k in names or k not in cls.DRIVER_KEYS}
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise AnomalyHuntError(
+                f"{cls.__name__}: unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(names))}"
+            )
+        return cls(**kwargs, **runtime)
+
+
+C = TypeVar("C", bound=Configurable)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class Scorer(Configurable, abc.ABC):
     """An anomaly score trained on one window's data (scikit-learn style: fit, then score).
 
     Subclasses set ``name`` (the config/CLI name) and ``requires_regions`` (the regions whose events
-    training cannot do without; the k-fold driver checks them so a thin window fails clearly).
+    training cannot do without; the k-fold driver checks them so a thin window fails clearly), and
+    take their hyperparameters as keyword arguments (:class:`Configurable`); the k-fold driver
+    builds them with :meth:`from_config` from the config's ``scores.<name>`` block.
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seeds everything random in training and scoring.
+    device : str, default "cpu"
+        Torch device of the networks, if any.
+    threads : int, default 1
+        CPU threads per model.
     """
 
     name: ClassVar[str] = ""
     requires_regions: ClassVar[tuple[int, ...]] = (SIDEBAND, SIGNAL_REGION)
+    DRIVER_KEYS = ("validation_fraction",)  # read by the k-fold driver
 
-    def __init__(
-        self, params: dict[str, Any], *, seed: int, device: str = "cpu", threads: int = 1
-    ) -> None:
-        self.params = dict(params)
+    def __init__(self, *, seed: int = 0, device: str = "cpu", threads: int = 1) -> None:
         self.seed = int(seed)
         self.device = device
         self.threads = int(threads)

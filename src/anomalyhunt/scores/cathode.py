@@ -12,6 +12,7 @@ correlated with mjj do not fake a signal, unlike in CWoLa hunting.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ from anomalyhunt.io import read_json, write_json
 from anomalyhunt.regions import SIDEBAND, SIGNAL_REGION
 from anomalyhunt.scores.anode import region_part
 from anomalyhunt.scores.base import Scorer, WindowData, register
-from anomalyhunt.scores.classifiers import CLASSIFIERS, Ensemble
+from anomalyhunt.scores.classifiers import check_kind
+from anomalyhunt.scores.ensemble import Ensemble
 from anomalyhunt.scores.flows import ConditionalFlow, Preprocessor
 
 
@@ -54,9 +56,24 @@ def sample_mjj(values: np.ndarray, n: int, seed: int) -> np.ndarray:
 class CATHODE(Scorer):
     """Classifier of SR data vs sideband-flow samples interpolated into the SR.
 
-    Params are the config's ``scores.cathode`` block: ``flow`` (see
-    :class:`~anomalyhunt.scores.flows.ConditionalFlow`), ``oversampling``, ``classifier`` ('hgb'
-    or 'mlp'), ``ensemble`` and the chosen classifier's own block (``hgb`` or ``mlp``).
+    The parameters are the config's ``scores.cathode`` block (its ``validation_fraction`` is read
+    by the k-fold driver).
+
+    Parameters
+    ----------
+    flow : mapping, optional
+        Keyword arguments of the sideband flow (:class:`~anomalyhunt.scores.flows.ConditionalFlow`;
+        missing ones take its defaults).
+    oversampling : float, default 4.0
+        Flow samples per SR event (training and validation alike).
+    classifier : {"hgb", "mlp"}, default "hgb"
+        The ensemble members' classifier.
+    ensemble : int, default 3
+        Members of the classifier ensemble.
+    hgb, mlp : mapping, optional
+        Keyword arguments of the two classifiers; only the chosen one's is used.
+    seed, device, threads
+        As for :class:`~anomalyhunt.scores.base.Scorer`.
     """
 
     name = "cathode"
@@ -65,30 +82,34 @@ class CATHODE(Scorer):
     FLOW_FILE = "flow_bkg.pt"
 
     def __init__(
-        self, params: dict[str, Any], *, seed: int, device: str = "cpu", threads: int = 1
+        self,
+        *,
+        flow: Mapping[str, Any] | None = None,
+        oversampling: float = 4.0,
+        classifier: str = "hgb",
+        ensemble: int = 3,
+        hgb: Mapping[str, Any] | None = None,
+        mlp: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(params, seed=seed, device=device, threads=threads)
-        self.flow_params = dict(self.params.get("flow", {}))
-        self.classifier = self.params.get("classifier", "hgb")
-        if self.classifier not in CLASSIFIERS:
-            raise AnomalyHuntError(
-                f"scores.cathode.classifier '{self.classifier}' unknown; "
-                f"use one of {sorted(CLASSIFIERS)}"
-            )
-        self.n_members = int(self.params.get("ensemble", 3))
-        self.oversampling = float(self.params.get("oversampling", 4.0))
+        super().__init__(**kwargs)
+        self.flow = dict(flow or {})
+        self.oversampling = float(oversampling)
         if not self.oversampling > 0:
             raise AnomalyHuntError(
                 f"scores.cathode.oversampling must be > 0, got {self.oversampling}"
             )
-        self.flow: ConditionalFlow | None = None
-        self.ensemble: Ensemble | None = None
+        self.classifier = check_kind(classifier, "scores.cathode.classifier")
+        self.ensemble = int(ensemble)
+        self.hgb, self.mlp = dict(hgb or {}), dict(mlp or {})
+        self.flow_model: ConditionalFlow | None = None
+        self.model: Ensemble | None = None
 
     def _background(self, sr_mjj_ref: np.ndarray, n_sr: int, label: str) -> np.ndarray:
         """Synthetic SR background: flow samples at KDE-drawn mjj values."""
         n = max(1, int(round(self.oversampling * n_sr)))
         m = sample_mjj(sr_mjj_ref, n, derive_seed(self.seed, "kde", label))
-        return self.flow.sample(m, seed=derive_seed(self.seed, "sample", label))
+        return self.flow_model.sample(m, seed=derive_seed(self.seed, "sample", label))
 
     def fit(self, train: WindowData, valid: WindowData) -> CATHODE:
         if not (train.region > 0).all() or not (valid.region > 0).all():
@@ -101,47 +122,48 @@ class CATHODE(Scorer):
             region_part(d, SIGNAL_REGION, "CATHODE", w)
             for d, w in ((train, "training"), (valid, "validation"))
         )
-        margin = self.flow_params.get("margin", ConditionalFlow.DEFAULTS["margin"])
-        # ranges from all training events, so samples can reach wherever SR data lie
-        pre = Preprocessor(margin).fit(train.X, train.mjj)
-        self.flow = ConditionalFlow(
-            self.flow_params,
+        flow = ConditionalFlow.from_config(
+            self.flow,
             seed=derive_seed(self.seed, "flow", "bkg"),
             device=self.device,
             threads=self.threads,
-        ).fit(sb.X, sb.mjj, sb_val.X, sb_val.mjj, preprocessor=pre)
+        )
+        # ranges from all training events, so samples can reach wherever SR data lie
+        pre = Preprocessor(flow.margin).fit(train.X, train.mjj)
+        self.flow_model = flow.fit(sb.X, sb.mjj, sb_val.X, sb_val.mjj, preprocessor=pre)
         bkg = self._background(sr.mjj, len(sr), "train")
         bkg_val = self._background(sr.mjj, len(sr_val), "valid")
         X = np.concatenate([sr.X, bkg.astype(np.float32)])
         y = np.r_[np.ones(len(sr)), np.zeros(len(bkg))].astype(np.int64)
         X_val = np.concatenate([sr_val.X, bkg_val.astype(np.float32)])
         y_val = np.r_[np.ones(len(sr_val)), np.zeros(len(bkg_val))].astype(np.int64)
-        self.ensemble = Ensemble(
+        self.model = Ensemble(
             self.classifier,
-            self.params.get(self.classifier, {}),
-            self.n_members,
+            getattr(self, self.classifier),
+            self.ensemble,
             seed=derive_seed(self.seed, "classifier"),
             device=self.device,
             threads=self.threads,
         )
         # the classifiers weight both classes equally, so oversampling only adds statistics
-        self.ensemble.fit(X, y, X_val, y_val)
+        self.model.fit(X, y, X_val, y_val)
         return self
 
     def score(self, data: WindowData) -> np.ndarray:
-        if self.ensemble is None:
+        if self.model is None:
             raise RuntimeError("CATHODE: call fit() or load() first")
-        return self.ensemble.predict_proba(data.X)
+        return self.model.predict_proba(data.X)
 
     def save(self, path: str | os.PathLike) -> None:
         """A directory: the sideband flow, the classifier ensemble and this scorer's settings."""
-        if self.ensemble is None or self.flow is None:
+        if self.model is None or self.flow_model is None:
             raise RuntimeError("CATHODE: nothing to save before fit()")
         path = Path(path)
-        self.ensemble.save(path)
-        self.flow.save(path / self.FLOW_FILE)
+        self.model.save(path)
+        self.flow_model.save(path / self.FLOW_FILE)
         write_json(
-            {"name": self.name, "params": self.params, "seed": self.seed}, path / self.MANIFEST
+            {"name": self.name, "params": self.get_params(), "seed": self.seed},
+            path / self.MANIFEST,
         )
 
     @classmethod
@@ -150,7 +172,8 @@ class CATHODE(Scorer):
         meta = read_json(path / cls.MANIFEST)
         if meta.get("name") != cls.name:
             raise AnomalyHuntError(f"{path}: holds a '{meta.get('name')}' model, not '{cls.name}'")
-        scorer = cls(meta["params"], seed=meta["seed"], device=device, threads=threads)
-        scorer.ensemble = Ensemble.load(path, device=device, threads=threads)
-        scorer.flow = ConditionalFlow.load(path / cls.FLOW_FILE, device=device, threads=threads)
+        scorer = cls.from_config(meta["params"], seed=meta["seed"], device=device, threads=threads)
+        scorer.model = Ensemble.load(path, device=device, threads=threads)
+        scorer.flow_model = ConditionalFlow.load(path / cls.FLOW_FILE, device=device,
+                                                 threads=threads)  # fmt: skip
         return scorer

@@ -1,32 +1,32 @@
 """Two interchangeable binary classifiers (a PyTorch MLP and scikit-learn's histogram gradient
-boosting) behind one small interface, and an :class:`Ensemble` that averages several of them.
+boosting) behind one small interface (:mod:`~anomalyhunt.scores.ensemble` averages several).
 
 Both weight the two classes equally (CWoLa's SR and SB differ in size and the score should not
 just learn the prior), stop early on a validation set the caller provides, and are deterministic
 given their seed and thread count.
 
-Interface: ``fit(X, y, X_val, y_val, sample_weight=None, sample_weight_val=None) -> self``,
-``predict_proba(X) -> P(class 1)`` as a 1-D float64 array (unlike scikit-learn's (n, 2) matrix),
-``save(path)`` and ``classmethod load(path, device=..., threads=...)``.
+Interface: hyperparameters as keyword arguments (``from_config(block, seed=...)`` builds one
+from a config block), ``fit(X, y, X_val, y_val, sample_weight=None, sample_weight_val=None) ->
+self``, ``predict_proba(X) -> P(class 1)`` as a 1-D float64 array (unlike scikit-learn's (n, 2)
+matrix), ``save(path)`` and ``classmethod load(path, device=..., threads=...)``.
 """
 
 from __future__ import annotations
 
 import abc
-import inspect
 import logging
 import os
-import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.io import atomic_path, read_json, write_json
-from anomalyhunt.scores.torchio import EarlyStopping, load_payload, save_payload, state_dict_cpu
+from anomalyhunt.io import atomic_path
+from anomalyhunt.scores.base import Configurable
+from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ def balanced_weights(y: np.ndarray, sample_weight: np.ndarray | None = None) -> 
     return out
 
 
-def _check_xy(X: np.ndarray, y: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+def check_xy(X: np.ndarray, y: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features as contiguous float32 and 0/1 labels as int64, or a clear error naming ``what``."""
     X = np.ascontiguousarray(X, dtype=np.float32)
     y = np.asarray(y).astype(np.int64)
     if X.ndim != 2 or len(X) != len(y):
@@ -59,16 +60,23 @@ def _check_xy(X: np.ndarray, y: np.ndarray, what: str) -> tuple[np.ndarray, np.n
     return X, y
 
 
-class BinaryClassifier(abc.ABC):
-    """A binary classifier with early stopping on a given validation set."""
+class BinaryClassifier(Configurable, abc.ABC):
+    """A binary classifier with early stopping on a given validation set.
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seeds everything random in training: equal seeds (and thread counts) give equal models.
+    device : str, default "cpu"
+        Torch device (the MLP; gradient boosting always runs on the CPU).
+    threads : int, default 1
+        CPU threads.
+    """
 
     kind: ClassVar[str] = ""
     suffix: ClassVar[str] = ""
 
-    def __init__(
-        self, params: dict[str, Any], *, seed: int, device: str = "cpu", threads: int = 1
-    ) -> None:
-        self.params = dict(params)
+    def __init__(self, *, seed: int = 0, device: str = "cpu", threads: int = 1) -> None:
         self.seed = int(seed)
         self.device = device
         self.threads = int(threads)
@@ -105,7 +113,7 @@ class BinaryClassifier(abc.ABC):
 # PyTorch MLP
 
 
-def _build_mlp(n_features: int, hidden: list[int]) -> Any:
+def _build_mlp(n_features: int, hidden: Sequence[int]) -> Any:
     import torch
     from torch import nn
 
@@ -131,45 +139,51 @@ def _build_mlp(n_features: int, hidden: list[int]) -> Any:
 
 
 class MLPClassifier(BinaryClassifier):
-    """A small fully connected network: ReLU layers of ``hidden`` widths, BCE-with-logits, Adam.
+    """A small fully connected network: ReLU layers, BCE-with-logits loss, Adam.
 
-    Early stopping: after each epoch the class-weighted validation loss is computed; training stops
-    after ``patience`` epochs without improvement and the best epoch's weights are restored.
+    Trained by :func:`~anomalyhunt.scores.training.train_network`: after each epoch the
+    class-weighted validation loss is computed; training stops after ``patience`` epochs without
+    improvement and the best epoch's weights are restored.
+
+    Parameters
+    ----------
+    hidden : sequence of int, default (64, 64, 64)
+        Widths of the hidden layers.
+    epochs : int, default 50
+        Most passes over the training set.
+    batch_size : int, default 1024
+        Events per optimiser step.
+    learning_rate : float, default 1e-3
+        Adam's step size.
+    patience : int, default 5
+        Epochs without a better validation loss before training stops.
+    seed, device, threads
+        As for :class:`BinaryClassifier`.
     """
 
     kind = "mlp"
     suffix = ".pt"
     FORMAT = "anomalyhunt.mlp/1"
-    DEFAULTS: ClassVar[dict[str, Any]] = {
-        "hidden": [64, 64, 64],
-        "epochs": 50,
-        "batch_size": 1024,
-        "learning_rate": 1e-3,
-        "patience": 5,
-    }
 
     def __init__(
-        self, params: dict[str, Any], *, seed: int, device: str = "cpu", threads: int = 1
+        self,
+        *,
+        hidden: Sequence[int] = (64, 64, 64),
+        epochs: int = 50,
+        batch_size: int = 1024,
+        learning_rate: float = 1e-3,
+        patience: int = 5,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(self.DEFAULTS | dict(params), seed=seed, device=device, threads=threads)
+        super().__init__(**kwargs)
+        self.hidden = [int(h) for h in hidden]
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.learning_rate = float(learning_rate)
+        self.patience = int(patience)
         self.net: Any = None
         self.best_epoch: int | None = None
         self.history: list[dict[str, float]] = []
-
-    def _weighted_loss(self, X: Any, y: Any, w: Any) -> float:
-        import torch
-        import torch.nn.functional as F
-
-        total = 0.0
-        bs = 65536
-        with torch.no_grad():
-            for start in range(0, len(X), bs):
-                logits = self.net(X[start : start + bs])
-                loss = F.binary_cross_entropy_with_logits(
-                    logits, y[start : start + bs], reduction="none"
-                )
-                total += float((loss * w[start : start + bs]).sum())
-        return total / float(w.sum())
 
     def fit(
         self,
@@ -180,107 +194,57 @@ class MLPClassifier(BinaryClassifier):
         sample_weight: np.ndarray | None = None,
         sample_weight_val: np.ndarray | None = None,
     ) -> MLPClassifier:
-        import torch
         import torch.nn.functional as F
-        from tqdm.auto import tqdm
 
-        X, y = _check_xy(X, y, "training data")
-        X_val, y_val = _check_xy(X_val, y_val, "validation data")
-        w = balanced_weights(y, sample_weight)
-        w_val = balanced_weights(y_val, sample_weight_val)
-        p = self.params
-        torch.set_num_threads(self.threads)
-        dev = torch.device(self.device)
+        from anomalyhunt.scores.training import seeded, set_standardisation, train_network
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            self.net = _build_mlp(X.shape[1], list(p["hidden"]))
-        mean = X.mean(axis=0, dtype=np.float64)
-        scale = X.std(axis=0, dtype=np.float64)
-        scale[scale <= 0] = 1.0
-        self.net.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.net.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
-        self.net.to(dev)
+        X, y = check_xy(X, y, "training data")
+        X_val, y_val = check_xy(X_val, y_val, "validation data")
+        with seeded(self.seed):
+            self.net = net = _build_mlp(X.shape[1], self.hidden)
+        set_standardisation(net, X)
 
-        def tensors(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[Any, Any, Any]:
-            return (
-                torch.as_tensor(a, device=dev),
-                torch.as_tensor(b, dtype=torch.float32, device=dev),
-                torch.as_tensor(c, dtype=torch.float32, device=dev),
-            )
+        def loss(batch: tuple[Any, ...], generator: Any) -> Any:
+            x, target = batch
+            return F.binary_cross_entropy_with_logits(net(x), target, reduction="none")
 
-        Xt, yt, wt = tensors(X, y, w)
-        Xv, yv, wv = tensors(X_val, y_val, w_val)
-        opt = torch.optim.Adam(self.net.parameters(), lr=float(p["learning_rate"]))
-        gen = torch.Generator().manual_seed(self.seed)
-        bs = int(p["batch_size"])
-        n = len(Xt)
-
-        stopper = EarlyStopping(int(p["patience"]))
-        self.history = []
-        bar = tqdm(
-            range(int(p["epochs"])),
-            desc="mlp",
-            unit="epoch",
-            leave=False,
-            disable=not sys.stderr.isatty(),
+        result = train_network(
+            net,
+            loss,
+            (X, y.astype(np.float32)),
+            (X_val, y_val.astype(np.float32)),
+            weight=balanced_weights(y, sample_weight),
+            valid_weight=balanced_weights(y_val, sample_weight_val),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            patience=self.patience,
+            seed=self.seed,
+            device=self.device,
+            threads=self.threads,
+            label="mlp",
         )
-        for epoch in bar:
-            self.net.train()
-            perm = torch.randperm(n, generator=gen).to(dev)
-            train_sum = 0.0
-            for start in range(0, n, bs):
-                idx = perm[start : start + bs]
-                wb = wt[idx]
-                loss_each = F.binary_cross_entropy_with_logits(
-                    self.net(Xt[idx]), yt[idx], reduction="none"
-                )
-                loss = (loss_each * wb).sum() / wb.sum()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                train_sum += float(loss.detach()) * len(idx)
-            self.net.eval()
-            val_loss = self._weighted_loss(Xv, yv, wv)
-            self.history.append({"epoch": epoch, "train_loss": train_sum / n, "val_loss": val_loss})
-            bar.set_postfix(val_loss=f"{val_loss:.4f}")
-            if stopper.step(epoch, val_loss, self.net):
-                break
-        bar.close()
-        stopper.restore(self.net)
-        self.best_epoch = stopper.best_epoch
-        self.net.eval()
-        log.debug(
-            "mlp: %d epochs, best epoch %s, validation loss %.5f",
-            len(self.history),
-            self.best_epoch,
-            stopper.best,
-        )
+        self.best_epoch, self.history = result.best_epoch, result.history
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         import torch
 
+        from anomalyhunt.scores.training import batched
+
         if self.net is None:
             raise RuntimeError("MLPClassifier: call fit() or load() first")
-        torch.set_num_threads(self.threads)
-        X = np.ascontiguousarray(X, dtype=np.float32)
-        out = np.empty(len(X), dtype=np.float64)
-        bs = 65536
         self.net.eval()
-        with torch.no_grad():
-            for start in range(0, len(X), bs):
-                xb = torch.as_tensor(X[start : start + bs], device=self.net.mean.device)
-                out[start : start + bs] = torch.sigmoid(self.net(xb)).double().cpu().numpy()
-        return out
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        return batched(lambda b, _: torch.sigmoid(self.net(b[0])), (X,), device=self.device,
+                       threads=self.threads)  # fmt: skip
 
     def save(self, path: str | os.PathLike) -> None:
-
         if self.net is None:
             raise RuntimeError("MLPClassifier: nothing to save before fit()")
         payload = {
             "format": self.FORMAT,
-            "params": {**self.params, "hidden": list(self.params["hidden"])},
+            "params": self.get_params(),
             "seed": self.seed,
             "n_features": int(self.net.mean.numel()),
             "best_epoch": -1 if self.best_epoch is None else int(self.best_epoch),
@@ -295,8 +259,9 @@ class MLPClassifier(BinaryClassifier):
         import torch
 
         payload = load_payload(path, cls.FORMAT, "MLP model", device)
-        model = cls(payload["params"], seed=payload["seed"], device=device, threads=threads)
-        model.net = _build_mlp(payload["n_features"], list(payload["params"]["hidden"]))
+        model = cls.from_config(payload["params"], seed=payload["seed"], device=device,
+                                threads=threads)  # fmt: skip
+        model.net = _build_mlp(payload["n_features"], model.hidden)
         model.net.load_state_dict(payload["state_dict"])
         model.net.to(torch.device(device)).eval()
         model.best_epoch = None if payload["best_epoch"] < 0 else payload["best_epoch"]
@@ -310,46 +275,50 @@ class MLPClassifier(BinaryClassifier):
 class HGBClassifier(BinaryClassifier):
     """scikit-learn's HistGradientBoostingClassifier with early stopping on the given validation set.
 
-    With scikit-learn >= 1.7 the validation set is passed to ``fit`` (``X_val``), and boosting stops
-    when the class-weighted validation log-loss has not improved for ``early_stopping_rounds``
-    iterations (as in scikit-learn, those last few trees are kept; at these learning rates they
-    change little). Older versions split the same fraction off the pooled data themselves.
+    The validation set is passed to ``fit`` (``X_val``), and boosting stops when the
+    class-weighted validation log-loss has not improved for ``early_stopping_rounds`` iterations
+    (as in scikit-learn, those last few trees are kept; at these learning rates they change
+    little).
 
     Saved with joblib (a pickle): loading runs code stored in the file, so only load models you
     trained yourself.
+
+    Parameters
+    ----------
+    max_iter : int, default 200
+        Most boosting iterations (trees).
+    learning_rate : float, default 0.1
+        Shrinkage of each tree's contribution.
+    max_leaf_nodes : int, default 31
+        Leaves per tree.
+    min_samples_leaf : int, default 200
+        Fewest training events in a leaf; large, so trees do not chase statistical noise.
+    early_stopping_rounds : int, default 10
+        Iterations without a better validation loss before boosting stops.
+    seed, device, threads
+        As for :class:`BinaryClassifier`.
     """
 
     kind = "hgb"
     suffix = ".joblib"
-    DEFAULTS: ClassVar[dict[str, Any]] = {
-        "max_iter": 200,
-        "learning_rate": 0.1,
-        "max_leaf_nodes": 31,
-        "min_samples_leaf": 200,
-        "early_stopping_rounds": 10,
-    }
 
     def __init__(
-        self, params: dict[str, Any], *, seed: int, device: str = "cpu", threads: int = 1
+        self,
+        *,
+        max_iter: int = 200,
+        learning_rate: float = 0.1,
+        max_leaf_nodes: int = 31,
+        min_samples_leaf: int = 200,
+        early_stopping_rounds: int = 10,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(self.DEFAULTS | dict(params), seed=seed, device=device, threads=threads)
+        super().__init__(**kwargs)
+        self.max_iter = int(max_iter)
+        self.learning_rate = float(learning_rate)
+        self.max_leaf_nodes = int(max_leaf_nodes)
+        self.min_samples_leaf = int(min_samples_leaf)
+        self.early_stopping_rounds = int(early_stopping_rounds)
         self.model: Any = None
-
-    def _estimator(self, validation_fraction: float | None = None) -> Any:
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        p = self.params
-        return HistGradientBoostingClassifier(
-            max_iter=int(p["max_iter"]),
-            learning_rate=float(p["learning_rate"]),
-            max_leaf_nodes=int(p["max_leaf_nodes"]),
-            min_samples_leaf=int(p["min_samples_leaf"]),
-            early_stopping=True,
-            scoring="loss",
-            n_iter_no_change=int(p["early_stopping_rounds"]),
-            validation_fraction=validation_fraction,
-            random_state=self.seed % (2**32),
-        )
 
     def fit(
         self,
@@ -363,24 +332,24 @@ class HGBClassifier(BinaryClassifier):
         from sklearn.ensemble import HistGradientBoostingClassifier
         from threadpoolctl import threadpool_limits
 
-        X, y = _check_xy(X, y, "training data")
-        X_val, y_val = _check_xy(X_val, y_val, "validation data")
+        X, y = check_xy(X, y, "training data")
+        X_val, y_val = check_xy(X_val, y_val, "validation data")
         w = balanced_weights(y, sample_weight)
         w_val = balanced_weights(y_val, sample_weight_val)
-        native = "X_val" in inspect.signature(HistGradientBoostingClassifier.fit).parameters
+        self.model = HistGradientBoostingClassifier(
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            early_stopping=True,
+            scoring="loss",
+            n_iter_no_change=self.early_stopping_rounds,
+            validation_fraction=None,
+            random_state=self.seed % (2**32),
+        )
         t0 = time.perf_counter()
         with threadpool_limits(limits=self.threads, user_api="openmp"):
-            if native:
-                self.model = self._estimator(None)
-                self.model.fit(X, y, w, X_val=X_val, y_val=y_val, sample_weight_val=w_val)
-            else:  # scikit-learn < 1.7: let it split off a validation set of the same size
-                frac = len(X_val) / (len(X) + len(X_val))
-                self.model = self._estimator(frac)
-                self.model.fit(
-                    np.concatenate([X, X_val]),
-                    np.concatenate([y, y_val]),
-                    np.concatenate([w, w_val]),
-                )
+            self.model.fit(X, y, w, X_val=X_val, y_val=y_val, sample_weight_val=w_val)
         log.debug("hgb: %d iterations in %.1f s", self.model.n_iter_, time.perf_counter() - t0)
         return self
 
@@ -399,7 +368,7 @@ class HGBClassifier(BinaryClassifier):
         if self.model is None:
             raise RuntimeError("HGBClassifier: nothing to save before fit()")
         with atomic_path(path) as tmp:
-            joblib.dump({"params": self.params, "seed": self.seed, "model": self.model}, tmp)
+            joblib.dump({"params": self.get_params(), "seed": self.seed, "model": self.model}, tmp)
 
     @classmethod
     def load(
@@ -411,7 +380,8 @@ class HGBClassifier(BinaryClassifier):
         if not Path(path).exists():
             raise AnomalyHuntError(f"{path}: model file not found")
         payload = joblib.load(path)
-        model = cls(payload["params"], seed=payload["seed"], device=device, threads=threads)
+        model = cls.from_config(payload["params"], seed=payload["seed"], device=device,
+                                threads=threads)  # fmt: skip
         model.model = payload["model"]
         return model
 
@@ -419,154 +389,8 @@ class HGBClassifier(BinaryClassifier):
 CLASSIFIERS: dict[str, type[BinaryClassifier]] = {"mlp": MLPClassifier, "hgb": HGBClassifier}
 
 
-def make_classifier(
-    kind: str, params: dict[str, Any], *, seed: int, device: str = "cpu", threads: int = 1
-) -> BinaryClassifier:
-    """A fresh, untrained classifier of the given kind ('hgb' or 'mlp')."""
+def check_kind(kind: str, where: str = "classifier") -> str:
+    """``kind`` if it names a classifier, else a clear error naming the config key ``where``."""
     if kind not in CLASSIFIERS:
-        raise AnomalyHuntError(f"unknown classifier '{kind}'; use one of {sorted(CLASSIFIERS)}")
-    return CLASSIFIERS[kind](params, seed=seed, device=device, threads=threads)
-
-
-# --------------------------------------------------------------------------------------------
-# Ensemble
-
-
-def _stratified_split(
-    y: np.ndarray, n_val_per_class: dict[int, int], seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    train, valid = [], []
-    for c, n_val in n_val_per_class.items():
-        idx = rng.permutation(np.flatnonzero(y == c))
-        valid.append(idx[:n_val])
-        train.append(idx[n_val:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(valid))
-
-
-class Ensemble:
-    """``n_members`` classifiers of one kind whose predicted probabilities are averaged.
-
-    Member 0 trains on the split it is given; every further member trains on a fresh random
-    stratified re-split of train+validation (same validation size per class) with its own derived
-    seed. Besides the seed this is the members' diversity (gradient boosting without subsampling is
-    nearly deterministic), in the spirit of the nested cross-validation of CWoLa hunting; all of it
-    stays inside the data the caller allowed, so nothing outside leaks in.
-    """
-
-    MANIFEST = "ensemble.json"
-
-    def __init__(
-        self,
-        kind: str,
-        params: dict[str, Any],
-        n_members: int,
-        *,
-        seed: int,
-        device: str = "cpu",
-        threads: int = 1,
-    ) -> None:
-        if n_members < 1:
-            raise AnomalyHuntError(f"an ensemble needs at least one member, got {n_members}")
-        if kind not in CLASSIFIERS:
-            raise AnomalyHuntError(f"unknown classifier '{kind}'; use one of {sorted(CLASSIFIERS)}")
-        self.kind = kind
-        self.params = dict(params)
-        self.n_members = int(n_members)
-        self.seed = int(seed)
-        self.device = device
-        self.threads = int(threads)
-        self.members: list[BinaryClassifier] = []
-
-    def member_seed(self, i: int) -> int:
-        return derive_seed(self.seed, "member", i)
-
-    def fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        X_val: np.ndarray,
-        y_val: np.ndarray,
-        sample_weight: np.ndarray | None = None,
-        sample_weight_val: np.ndarray | None = None,
-    ) -> Ensemble:
-        X, y = _check_xy(X, y, "training data")
-        X_val, y_val = _check_xy(X_val, y_val, "validation data")
-        X_all, y_all = np.concatenate([X, X_val]), np.concatenate([y, y_val])
-        sw_all = None
-        if sample_weight is not None or sample_weight_val is not None:
-            sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
-            swv = (
-                np.ones(len(y_val))
-                if sample_weight_val is None
-                else np.asarray(sample_weight_val, float)
-            )
-            sw_all = np.concatenate([sw, swv])
-        n_val = {c: int((y_val == c).sum()) for c in (0, 1)}
-        self.members = []
-        for i in range(self.n_members):
-            seed = self.member_seed(i)
-            if i == 0:
-                tr = np.arange(len(y))
-                va = np.arange(len(y), len(y_all))
-            else:
-                tr, va = _stratified_split(y_all, n_val, derive_seed(seed, "split"))
-            member = make_classifier(
-                self.kind, self.params, seed=seed, device=self.device, threads=self.threads
-            )
-            member.fit(
-                X_all[tr],
-                y_all[tr],
-                X_all[va],
-                y_all[va],
-                None if sw_all is None else sw_all[tr],
-                None if sw_all is None else sw_all[va],
-            )
-            self.members.append(member)
-        return self
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        if not self.members:
-            raise RuntimeError("Ensemble: call fit() or load() first")
-        return np.mean([m.predict_proba(X) for m in self.members], axis=0)
-
-    def save(self, directory: str | os.PathLike) -> None:
-        """One file per member plus a manifest (written last, so its presence means complete)."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        files = []
-        for i, member in enumerate(self.members):
-            name = f"member_{i:02d}{member.suffix}"
-            member.save(directory / name)
-            files.append(name)
-        write_json(
-            {
-                "kind": self.kind,
-                "params": self.params,
-                "seed": self.seed,
-                "n_members": self.n_members,
-                "members": files,
-            },
-            directory / self.MANIFEST,
-        )
-
-    @classmethod
-    def load(
-        cls, directory: str | os.PathLike, *, device: str = "cpu", threads: int = 1
-    ) -> Ensemble:
-        directory = Path(directory)
-        manifest = read_json(directory / cls.MANIFEST)
-        ens = cls(
-            manifest["kind"],
-            manifest["params"],
-            manifest["n_members"],
-            seed=manifest["seed"],
-            device=device,
-            threads=threads,
-        )
-        member_cls = CLASSIFIERS[manifest["kind"]]
-        ens.members = [
-            member_cls.load(directory / f, device=device, threads=threads)
-            for f in manifest["members"]
-        ]
-        return ens
+        raise AnomalyHuntError(f"{where} '{kind}' unknown; use one of {sorted(CLASSIFIERS)}")
+    return kind

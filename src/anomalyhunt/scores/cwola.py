@@ -10,6 +10,7 @@ classifier would simply learn the window boundaries.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,33 @@ from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import read_json, write_json
 from anomalyhunt.regions import SIDEBAND, SIGNAL_REGION
 from anomalyhunt.scores.base import Scorer, WindowData, register
-from anomalyhunt.scores.classifiers import CLASSIFIERS, Ensemble
+from anomalyhunt.scores.classifiers import check_kind
 from anomalyhunt.scores.decorrelate import LocationScale
+from anomalyhunt.scores.ensemble import Ensemble
 
 
 @register
 class CWoLa(Scorer):
-    """SR-vs-SB classifier ensemble; params are the config's ``scores.cwola`` block.
+    """SR-vs-SB classifier ensemble.
 
-    Keys: ``classifier`` ('hgb' or 'mlp'), ``ensemble`` (members), and the chosen classifier's own
-    block (``hgb`` or ``mlp``). ``validation_fraction`` is read by the k-fold driver.
+    The parameters are the config's ``scores.cwola`` block (its ``validation_fraction`` is read by
+    the k-fold driver).
+
+    Parameters
+    ----------
+    classifier : {"hgb", "mlp"}, default "hgb"
+        The ensemble members' classifier.
+    ensemble : int, default 3
+        Members of the ensemble (:class:`~anomalyhunt.scores.ensemble.Ensemble`).
+    decorrelate : {"none", "location_scale"}, default "none"
+        ``location_scale`` feeds the classifier features with their mjj-dependent median and
+        inter-quartile range removed (:class:`~anomalyhunt.scores.decorrelate.LocationScale`).
+    hgb, mlp : mapping, optional
+        Keyword arguments of :class:`~anomalyhunt.scores.classifiers.HGBClassifier` and
+        :class:`~anomalyhunt.scores.classifiers.MLPClassifier` (missing ones take their
+        defaults); only the chosen classifier's is used.
+    seed, device, threads
+        As for :class:`~anomalyhunt.scores.base.Scorer`.
     """
 
     name = "cwola"
@@ -36,21 +54,25 @@ class CWoLa(Scorer):
     MANIFEST = "scorer.json"
 
     def __init__(
-        self, params: dict[str, Any], *, seed: int, device: str = "cpu", threads: int = 1
+        self,
+        *,
+        classifier: str = "hgb",
+        ensemble: int = 3,
+        decorrelate: str = "none",
+        hgb: Mapping[str, Any] | None = None,
+        mlp: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(params, seed=seed, device=device, threads=threads)
-        self.classifier = self.params.get("classifier", "hgb")
-        if self.classifier not in CLASSIFIERS:
-            raise AnomalyHuntError(
-                f"scores.cwola.classifier '{self.classifier}' unknown; use one of {sorted(CLASSIFIERS)}"
-            )
-        self.n_members = int(self.params.get("ensemble", 3))
-        self.decorrelate = self.params.get("decorrelate", "none")
+        super().__init__(**kwargs)
+        self.classifier = check_kind(classifier, "scores.cwola.classifier")
+        self.ensemble = int(ensemble)
+        self.hgb, self.mlp = dict(hgb or {}), dict(mlp or {})
+        self.decorrelate = decorrelate
         if self.decorrelate not in ("none", "location_scale"):
             raise AnomalyHuntError(
                 f"scores.cwola.decorrelate '{self.decorrelate}' unknown; use none or location_scale"
             )
-        self.ensemble: Ensemble | None = None
+        self.model: Ensemble | None = None
         self.decorrelator: LocationScale | None = None
 
     def _inputs(self, data: WindowData) -> np.ndarray:
@@ -74,31 +96,31 @@ class CWoLa(Scorer):
         y_val = self._labels(valid, "validation")
         if self.decorrelate == "location_scale":
             self.decorrelator = LocationScale().fit(train.X, train.mjj)
-        self.ensemble = Ensemble(
+        self.model = Ensemble(
             self.classifier,
-            self.params.get(self.classifier, {}),
-            self.n_members,
+            getattr(self, self.classifier),
+            self.ensemble,
             seed=self.seed,
             device=self.device,
             threads=self.threads,
         )
-        self.ensemble.fit(self._inputs(train), y, self._inputs(valid), y_val)
+        self.model.fit(self._inputs(train), y, self._inputs(valid), y_val)
         return self
 
     def score(self, data: WindowData) -> np.ndarray:
-        if self.ensemble is None:
+        if self.model is None:
             raise RuntimeError("CWoLa: call fit() or load() first")
-        return self.ensemble.predict_proba(self._inputs(data))
+        return self.model.predict_proba(self._inputs(data))
 
     def save(self, path: str | os.PathLike) -> None:
         """A directory: the ensemble's member files plus this scorer's settings."""
-        if self.ensemble is None:
+        if self.model is None:
             raise RuntimeError("CWoLa: nothing to save before fit()")
         path = Path(path)
-        self.ensemble.save(path)
+        self.model.save(path)
         write_json(
             {
-                "name": self.name, "params": self.params, "seed": self.seed,
+                "name": self.name, "params": self.get_params(), "seed": self.seed,
                 "decorrelator": None if self.decorrelator is None else self.decorrelator.to_dict(),
             },
             path / self.MANIFEST,
@@ -110,8 +132,8 @@ class CWoLa(Scorer):
         meta = read_json(path / cls.MANIFEST)
         if meta.get("name") != cls.name:
             raise AnomalyHuntError(f"{path}: holds a '{meta.get('name')}' model, not '{cls.name}'")
-        scorer = cls(meta["params"], seed=meta["seed"], device=device, threads=threads)
-        scorer.ensemble = Ensemble.load(path, device=device, threads=threads)
+        scorer = cls.from_config(meta["params"], seed=meta["seed"], device=device, threads=threads)
+        scorer.model = Ensemble.load(path, device=device, threads=threads)
         if meta.get("decorrelator"):
             scorer.decorrelator = LocationScale.from_dict(meta["decorrelator"])
         return scorer

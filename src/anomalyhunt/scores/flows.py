@@ -22,29 +22,15 @@ above an ordinary event. Samples always fall inside the range widened by the mar
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import sys
-import time
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.scores.torchio import (
-    EarlyStopping,
-    load_payload,
-    save_payload,
-    state_dict_cpu,
-    subsample,
-)
-
-log = logging.getLogger(__name__)
-
-_BATCH_EVAL = 65536
+from anomalyhunt.scores.base import Configurable
+from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
 
 
 class Preprocessor:
@@ -53,7 +39,7 @@ class Preprocessor:
     Works in float64 so that ``inverse(transform(x))`` reproduces in-range ``x`` to rounding.
     """
 
-    def __init__(self, margin: float = 1e-3) -> None:
+    def __init__(self, margin: float) -> None:
         if not margin > 0:
             raise AnomalyHuntError(f"the flow preprocessing margin must be > 0, got {margin}")
         self.margin = float(margin)
@@ -152,9 +138,9 @@ def build_flow(
     layers: int,
     hidden: int,
     blocks: int,
-    transform: str = "affine",
-    bins: int = 8,
-    tail_bound: float = 4.0,
+    transform: str,
+    bins: int,
+    tail_bound: float,
 ) -> Any:
     """A conditional MAF (nflows) with a 1-D context; the only place the flow library is used.
 
@@ -194,64 +180,83 @@ def build_flow(
     return Flow(CompositeTransform(transforms), StandardNormal([n_features]))
 
 
-def _build(n_features: int, p: dict[str, Any]) -> Any:
-    return build_flow(
-        n_features,
-        int(p["layers"]),
-        int(p["hidden"]),
-        int(p["blocks"]),
-        str(p.get("transform", "affine")),
-        int(p.get("bins", 8)),
-        float(p.get("tail_bound", 4.0)),
-    )
-
-
-@contextlib.contextmanager
-def _seeded(seed: int, device: str) -> Iterator[None]:
-    """Run a block with torch's global RNG seeded, restoring the previous state afterwards."""
-    import torch
-
-    dev = torch.device(device)
-    devices = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed % (2**63))
-        yield
-
-
-class ConditionalFlow:
+class ConditionalFlow(Configurable):
     """A trainable density p(x | m) in the original feature space.
 
-    ``fit`` trains with Adam, stops early on the validation NLL (``patience`` epochs without
-    improvement) and restores the best epoch. Deterministic for a given seed and thread count.
-    Training sets above ``max_train_events`` are randomly subsampled (validation likewise) to bound
-    the time per window.
+    ``fit`` trains with the shared loop (:func:`~anomalyhunt.scores.training.train_network`):
+    Adam, early stopping on the validation NLL with the best epoch restored. Deterministic for a
+    given seed and thread count. The parameters are the config's ``flow`` blocks.
+
+    Parameters
+    ----------
+    layers : int, default 4
+        MADE layers (masked autoregressive transforms), the feature order reversed between them.
+    hidden : int, default 64
+        Hidden units per MADE layer.
+    blocks : int, default 1
+        Residual blocks per MADE.
+    epochs : int, default 30
+        Most passes over the training set.
+    batch_size : int, default 2048
+        Events per optimiser step.
+    learning_rate : float, default 1e-3
+        Adam's step size.
+    patience : int, default 5
+        Epochs without a better validation NLL before training stops.
+    margin : float, default 1e-3
+        Fraction of each feature's range added on both sides before the logit (module docstring).
+    max_train_events : int, default 100000
+        A larger training set is randomly subsampled to this many events (validation to a quarter
+        of it), bounding the time per window.
+    transform : {"affine", "spline"}, default "affine"
+        MADE step: affine (shift and scale) or monotonic rational-quadratic spline.
+    bins : int, default 8
+        Spline bins (``transform="spline"``).
+    tail_bound : float, default 4.0
+        Spline range in standardised logit units, linear tails outside (``transform="spline"``).
+    seed : int, default 0
+        Seeds the initial weights, the subsampling, the batch order and the default sampling.
+    device : str, default "cpu"
+        Torch device.
+    threads : int, default 1
+        Torch CPU threads.
     """
 
     FORMAT = "anomalyhunt.conditional_flow/1"
-    DEFAULTS: ClassVar[dict[str, Any]] = {
-        "layers": 4,
-        "hidden": 64,
-        "blocks": 1,
-        "epochs": 30,
-        "batch_size": 2048,
-        "learning_rate": 1e-3,
-        "patience": 5,
-        "margin": 1e-3,
-        "max_train_events": 100000,
-        "transform": "affine",
-        "bins": 8,
-        "tail_bound": 4.0,
-    }
 
     def __init__(
         self,
-        params: dict[str, Any] | None = None,
         *,
+        layers: int = 4,
+        hidden: int = 64,
+        blocks: int = 1,
+        epochs: int = 30,
+        batch_size: int = 2048,
+        learning_rate: float = 1e-3,
+        patience: int = 5,
+        margin: float = 1e-3,
+        max_train_events: int = 100000,
+        transform: str = "affine",
+        bins: int = 8,
+        tail_bound: float = 4.0,
         seed: int = 0,
         device: str = "cpu",
         threads: int = 1,
     ) -> None:
-        self.params = self.DEFAULTS | dict(params or {})
+        if transform not in TRANSFORMS:
+            raise AnomalyHuntError(f"flow transform '{transform}' unknown; use one of {TRANSFORMS}")
+        self.layers = int(layers)
+        self.hidden = int(hidden)
+        self.blocks = int(blocks)
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.learning_rate = float(learning_rate)
+        self.patience = int(patience)
+        self.margin = float(margin)
+        self.max_train_events = int(max_train_events)
+        self.transform = str(transform)
+        self.bins = int(bins)
+        self.tail_bound = float(tail_bound)
         self.seed = int(seed)
         self.device = device
         self.threads = int(threads)
@@ -260,31 +265,15 @@ class ConditionalFlow:
         self.best_epoch: int | None = None
         self.history: list[dict[str, float]] = []
 
-    # ------------------------------------------------------------------ helpers
-    def _tensors(self, X: np.ndarray, m: np.ndarray) -> tuple[Any, Any, np.ndarray]:
-        import torch
+    def _build(self, n_features: int) -> Any:
+        return build_flow(n_features, self.layers, self.hidden, self.blocks, self.transform,
+                          self.bins, self.tail_bound)  # fmt: skip
 
+    def _inputs(self, X: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(z, context) as float32 and the log-Jacobian of x -> z, per event."""
         z, logdet = self.pre.transform(X)
-        c = self.pre.context(m)
-        dev = torch.device(self.device)
-        return (
-            torch.as_tensor(z, dtype=torch.float32, device=dev),
-            torch.as_tensor(c, dtype=torch.float32, device=dev),
-            logdet,
-        )
+        return z.astype(np.float32), self.pre.context(m).astype(np.float32), logdet
 
-    def _mean_nll(self, z: Any, c: Any) -> float:
-        import torch
-
-        total = 0.0
-        with torch.no_grad():
-            for s in range(0, len(z), _BATCH_EVAL):
-                total -= float(
-                    self.net.log_prob(z[s : s + _BATCH_EVAL], c[s : s + _BATCH_EVAL]).sum()
-                )
-        return total / len(z)
-
-    # ------------------------------------------------------------------ API
     def fit(
         self,
         X: np.ndarray,
@@ -300,73 +289,36 @@ class ConditionalFlow:
         their density ratio is unaffected by clipping of out-of-range events; by default it is
         fitted on (X, m).
         """
-        import torch
-        from tqdm.auto import tqdm
+        from anomalyhunt.scores.training import cap_events, seeded, train_network
 
-        p = self.params
         if len(X) < 2 or len(X_val) < 1:
             raise AnomalyHuntError(
                 f"a flow needs training and validation events, got {len(X)} and {len(X_val)}"
             )
-        limit = int(p["max_train_events"])
-        keep = subsample(len(X), limit, derive_seed(self.seed, "subsample", "train"))
-        keep_val = subsample(len(X_val), max(1, limit // 4), derive_seed(self.seed, "subsample", "valid"))
+        keep, keep_val = cap_events(len(X), len(X_val), self.max_train_events, self.seed)
         X, m = np.asarray(X)[keep], np.asarray(m)[keep]
         X_val, m_val = np.asarray(X_val)[keep_val], np.asarray(m_val)[keep_val]
-        self.pre = preprocessor if preprocessor is not None else Preprocessor(p["margin"]).fit(X, m)
-        torch.set_num_threads(self.threads)
-        dev = torch.device(self.device)
-        with _seeded(derive_seed(self.seed, "init"), "cpu"):
-            self.net = _build(X.shape[1], p)
-        self.net.to(dev)
-        z, c, _ = self._tensors(X, m)
-        zv, cv, _ = self._tensors(X_val, m_val)
-        opt = torch.optim.Adam(self.net.parameters(), lr=float(p["learning_rate"]))
-        gen = torch.Generator().manual_seed(derive_seed(self.seed, "batches"))
-        bs, n = int(p["batch_size"]), len(z)
-        stopper = EarlyStopping(int(p["patience"]), min_delta=1e-6)
-        self.history, self.best_epoch = [], None
-        t0 = time.perf_counter()
-        bar = tqdm(
-            range(int(p["epochs"])),
-            desc="flow",
-            unit="epoch",
-            leave=False,
-            disable=not sys.stderr.isatty(),
+        self.pre = preprocessor if preprocessor is not None else Preprocessor(self.margin).fit(X, m)
+        with seeded(derive_seed(self.seed, "init")):
+            self.net = net = self._build(X.shape[1])
+        z, c, _ = self._inputs(X, m)
+        zv, cv, _ = self._inputs(X_val, m_val)
+        result = train_network(
+            net,
+            lambda batch, _: -net.log_prob(batch[0], batch[1]),
+            (z, c),
+            (zv, cv),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            patience=self.patience,
+            min_delta=1e-6,
+            seed=derive_seed(self.seed, "batches"),
+            device=self.device,
+            threads=self.threads,
+            label="flow",
         )
-        for epoch in bar:
-            self.net.train()
-            perm = torch.randperm(n, generator=gen).to(dev)
-            train_sum = 0.0
-            for s in range(0, n, bs):
-                idx = perm[s : s + bs]
-                loss = -self.net.log_prob(z[idx], c[idx]).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                train_sum += float(loss.detach()) * len(idx)
-            self.net.eval()
-            val = self._mean_nll(zv, cv)
-            self.history.append({"epoch": epoch, "train_nll": train_sum / n, "val_nll": val})
-            bar.set_postfix(val_nll=f"{val:.4f}")
-            if not np.isfinite(val):
-                log.warning("flow: non-finite validation NLL at epoch %d; stopping", epoch)
-                break
-            if stopper.step(epoch, val, self.net):
-                break
-        bar.close()
-        if not stopper.restore(self.net):
-            raise AnomalyHuntError("flow training diverged: no epoch had a finite validation NLL")
-        self.best_epoch = stopper.best_epoch
-        self.net.eval()
-        log.debug(
-            "flow: %d events, %d epochs (best %s, val NLL %.4f) in %.1f s",
-            n,
-            len(self.history),
-            self.best_epoch,
-            stopper.best,
-            time.perf_counter() - t0,
-        )
+        self.best_epoch, self.history = result.best_epoch, result.history
         return self
 
     def _ready(self) -> None:
@@ -375,21 +327,19 @@ class ConditionalFlow:
 
     def log_prob(self, X: np.ndarray, m: np.ndarray) -> np.ndarray:
         """log p(x | m) in the original feature space, float64, one per event."""
-        import torch
+        from anomalyhunt.scores.training import batched
 
         self._ready()
-        torch.set_num_threads(self.threads)
-        z, c, logdet = self._tensors(X, m)
-        out = np.empty(len(z), dtype=np.float64)
-        with torch.no_grad():
-            for s in range(0, len(z), _BATCH_EVAL):
-                lp = self.net.log_prob(z[s : s + _BATCH_EVAL], c[s : s + _BATCH_EVAL])
-                out[s : s + _BATCH_EVAL] = lp.double().cpu().numpy()
-        return out + logdet
+        z, c, logdet = self._inputs(X, m)
+        lp = batched(lambda batch, _: self.net.log_prob(batch[0], batch[1]), (z, c),
+                     device=self.device, threads=self.threads)  # fmt: skip
+        return lp + logdet
 
     def sample(self, m: np.ndarray, *, seed: int | None = None) -> np.ndarray:
         """One event x ~ p(x | m_i) per conditioning value, in the original feature space."""
         import torch
+
+        from anomalyhunt.scores.training import EVAL_BATCH, seeded
 
         self._ready()
         torch.set_num_threads(self.threads)
@@ -398,9 +348,9 @@ class ConditionalFlow:
         )
         seed = derive_seed(self.seed, "sample") if seed is None else int(seed)
         parts = []
-        with torch.no_grad(), _seeded(seed, self.device):
-            for s in range(0, len(c), _BATCH_EVAL):
-                zs = self.net.sample(1, context=c[s : s + _BATCH_EVAL])
+        with torch.no_grad(), seeded(seed, self.device):
+            for s in range(0, len(c), EVAL_BATCH):
+                zs = self.net.sample(1, context=c[s : s + EVAL_BATCH])
                 parts.append(zs.reshape(len(zs), -1).double().cpu().numpy())
         n_features = len(self.pre.lo)
         z = np.concatenate(parts) if parts else np.empty((0, n_features))
@@ -412,7 +362,7 @@ class ConditionalFlow:
         self._ready()
         payload = {
             "format": self.FORMAT,
-            "params": self.params,
+            "params": self.get_params(),
             "seed": self.seed,
             "n_features": len(self.pre.lo),
             "best_epoch": -1 if self.best_epoch is None else int(self.best_epoch),
@@ -429,10 +379,10 @@ class ConditionalFlow:
         import torch
 
         payload = load_payload(path, cls.FORMAT, "flow model", device)
-        flow = cls(payload["params"], seed=payload["seed"], device=device, threads=threads)
-        p = flow.params
+        flow = cls.from_config(payload["params"], seed=payload["seed"], device=device,
+                               threads=threads)  # fmt: skip
         flow.pre = Preprocessor.from_state(payload["preprocessing"])
-        flow.net = _build(payload["n_features"], p)
+        flow.net = flow._build(payload["n_features"])
         flow.net.load_state_dict(payload["state_dict"])
         flow.net.to(torch.device(device)).eval()
         flow.best_epoch = None if payload["best_epoch"] < 0 else payload["best_epoch"]

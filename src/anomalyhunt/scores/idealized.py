@@ -10,6 +10,8 @@ so it runs on toy data only (see :class:`~anomalyhunt.scores.supervised.Simulati
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from anomalyhunt.errors import AnomalyHuntError
@@ -22,20 +24,36 @@ from anomalyhunt.scores.supervised import ReferenceScorer
 class Idealized(ReferenceScorer):
     """Training-fold SR data (label 1) vs simulated SR background (label 0), ensemble-averaged.
 
-    Extra params: ``reference_factor`` (default 2): the reference sample holds this many times as
-    many events as the data it is trained against (training and validation separately, disjoint
-    parts of one stream). The classes are weighted equally, so the factor only lowers the noise of
-    the background side.
+    The parameters are the config's ``scores.idealized`` block (its ``validation_fraction`` is
+    read by the k-fold driver).
+
+    Parameters
+    ----------
+    reference_factor : float, default 2.0
+        The reference sample holds this many times as many events as the data it is trained
+        against (training and validation separately, disjoint parts of one stream). The classes
+        are weighted equally, so the factor only lowers the noise of the background side.
+
+    Other Parameters
+    ----------------
+    classifier, ensemble, hgb, mlp, seed, device, threads
+        As for :class:`~anomalyhunt.scores.supervised.ReferenceScorer`.
     """
 
     name = "idealized"
     requires_regions = (SIGNAL_REGION,)
 
+    def __init__(self, *, reference_factor: float = 2.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reference_factor = float(reference_factor)
+        if not self.reference_factor > 0:
+            raise AnomalyHuntError(
+                f"scores.idealized.reference_factor must be > 0, got {reference_factor}"
+            )
+
     def fit(self, train: WindowData, valid: WindowData) -> Idealized:
         sim = self._need_simulation()
-        factor = float(self.params.get("reference_factor", 2.0))
-        if factor <= 0:
-            raise AnomalyHuntError(f"scores.idealized.reference_factor must be > 0, got {factor}")
+        factor = self.reference_factor
         d_tr, d_va = train.X[train.in_sr], valid.X[valid.in_sr]
         for what, d in (("training", d_tr), ("validation", d_va)):
             if len(d) == 0:
@@ -47,6 +65,6 @@ class Idealized(ReferenceScorer):
         y = np.r_[np.ones(len(d_tr)), np.zeros(n_tr)].astype(np.int64)
         X_val = np.concatenate([d_va, ref.X[n_tr:]])
         y_val = np.r_[np.ones(len(d_va)), np.zeros(n_va)].astype(np.int64)
-        self.ensemble = self._new_ensemble(self.seed)
-        self.ensemble.fit(X, y, X_val, y_val)
+        self.model = self._new_ensemble(self.seed)
+        self.model.fit(X, y, X_val, y_val)
         return self

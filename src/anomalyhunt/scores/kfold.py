@@ -235,10 +235,10 @@ def score_out_of_fold(
 ) -> pd.DataFrame:
     """Score the window's events (SR and sidebands) fold by fold.
 
-    For fold k a fresh scorer trains on the window events of all other folds (split at random into
-    train and validation by ``validation_fraction``, stratified by region) and scores fold k.
-    Returns one row per window event, in the order of ``events``, with columns
-    :data:`SCORE_COLUMNS`.
+    For fold k a fresh scorer, ``scorer_cls.from_config(params, ...)``, trains on the window
+    events of all other folds (split at random into train and validation by
+    ``validation_fraction``, stratified by region) and scores fold k. Returns one row per window
+    event, in the order of ``events``, with columns :data:`SCORE_COLUMNS`.
 
     With ``model_dir``, each finished fold leaves ``fold<k>`` (its model), ``fold<k>.scores.npz``
     (its out-of-fold scores) and, written last, ``fold<k>.done.json`` holding the fold's
@@ -329,7 +329,7 @@ def score_out_of_fold(
         train, valid = pool_data.subset(tr), pool_data.subset(va)
         _require(train, scorer_cls.requires_regions, f"training set of fold {k}", window)
         _require(valid, scorer_cls.requires_regions, f"validation set of fold {k}", window)
-        scorer = scorer_cls(
+        scorer = scorer_cls.from_config(
             params, seed=derive_seed(seed, "fold", int(k)), device=device, threads=threads
         )
         scorer.fit(train, valid)

@@ -8,7 +8,7 @@ points frame how good it is, and both need a *simulator* rather than data:
 * the idealized anomaly detector (``idealized.py``): data vs a perfectly modelled background.
 
 Design of the reference samples. The k-fold driver builds scorers as
-``cls(params, seed=..., device=..., threads=...)`` and knows nothing about simulation, so a
+``cls.from_config(params, seed=..., device=..., threads=...)`` and knows nothing about simulation, so a
 :class:`ReferenceScorer` gets its :class:`Simulation` either per instance
 (:meth:`ReferenceScorer.set_reference`, before ``fit``) or per class
 (:meth:`ReferenceScorer.bound_to` returns a subclass whose instances carry it; that is what the
@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -36,7 +36,8 @@ from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import read_json, write_json
 from anomalyhunt.regions import SIGNAL_REGION, Window
 from anomalyhunt.scores.base import Scorer, WindowData, register
-from anomalyhunt.scores.classifiers import CLASSIFIERS, Ensemble
+from anomalyhunt.scores.classifiers import check_kind
+from anomalyhunt.scores.ensemble import Ensemble
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,18 @@ class ReferenceScorer(Scorer):
     """A Scorer that also trains on simulated reference samples from a :class:`Simulation`.
 
     Give it one with :meth:`set_reference` before ``fit``, or build it from :meth:`bound_to`'s
-    subclass. ``score``, ``save`` and ``load`` never need the simulation. Params: ``classifier``
-    ('hgb' or 'mlp'), ``ensemble``, the classifier's own block and ``validation_fraction``.
+    subclass. ``score``, ``save`` and ``load`` never need the simulation.
+
+    Parameters
+    ----------
+    classifier : {"hgb", "mlp"}, default "hgb"
+        The ensemble members' classifier.
+    ensemble : int, default 3
+        Members of the classifier ensemble.
+    hgb, mlp : mapping, optional
+        Keyword arguments of the two classifiers; only the chosen one's is used.
+    seed, device, threads
+        As for :class:`~anomalyhunt.scores.base.Scorer`.
     """
 
     needs_simulation: ClassVar[bool] = True
@@ -210,18 +221,20 @@ class ReferenceScorer(Scorer):
     MANIFEST = "scorer.json"
 
     def __init__(
-        self, params: dict[str, Any], *, seed: int, device: str = "cpu", threads: int = 1
+        self,
+        *,
+        classifier: str = "hgb",
+        ensemble: int = 3,
+        hgb: Mapping[str, Any] | None = None,
+        mlp: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(params, seed=seed, device=device, threads=threads)
-        self.classifier = self.params.get("classifier", "hgb")
-        if self.classifier not in CLASSIFIERS:
-            raise AnomalyHuntError(
-                f"scores.{self.name}.classifier '{self.classifier}' unknown; "
-                f"use one of {sorted(CLASSIFIERS)}"
-            )
-        self.n_members = int(self.params.get("ensemble", 3))
+        super().__init__(**kwargs)
+        self.classifier = check_kind(classifier, f"scores.{self.name}.classifier")
+        self.ensemble = int(ensemble)
+        self.hgb, self.mlp = dict(hgb or {}), dict(mlp or {})
         self.simulation: Simulation | None = type(self).bound_simulation
-        self.ensemble: Ensemble | None = None
+        self.model: Ensemble | None = None
 
     def set_reference(self: R, simulation: Simulation) -> R:
         """Use ``simulation`` for the reference samples of the next ``fit``."""
@@ -232,8 +245,8 @@ class ReferenceScorer(Scorer):
     def bound_to(cls: type[R], simulation: Simulation) -> type[R]:
         """A subclass (same name, not registered) whose instances use ``simulation``.
 
-        This lets the unchanged k-fold driver, which only calls ``cls(params, seed=...)``, build
-        reference scorers.
+        This lets the unchanged k-fold driver, which only calls
+        ``cls.from_config(params, seed=...)``, build reference scorers.
         """
         return type(cls.__name__, (cls,), {"bound_simulation": simulation, "__doc__": cls.__doc__})
 
@@ -249,26 +262,27 @@ class ReferenceScorer(Scorer):
     def _new_ensemble(self, seed: int) -> Ensemble:
         return Ensemble(
             self.classifier,
-            self.params.get(self.classifier, {}),
-            self.n_members,
+            getattr(self, self.classifier),
+            self.ensemble,
             seed=seed,
             device=self.device,
             threads=self.threads,
         )
 
     def score(self, data: WindowData) -> np.ndarray:
-        if self.ensemble is None:
+        if self.model is None:
             raise RuntimeError(f"{type(self).__name__}: call fit() or load() first")
-        return self.ensemble.predict_proba(data.X)
+        return self.model.predict_proba(data.X)
 
     def save(self, path: str | os.PathLike) -> None:
         """A directory: the ensemble's member files plus this scorer's settings."""
-        if self.ensemble is None:
+        if self.model is None:
             raise RuntimeError(f"{type(self).__name__}: nothing to save before fit()")
         path = Path(path)
-        self.ensemble.save(path)
+        self.model.save(path)
         write_json(
-            {"name": self.name, "params": self.params, "seed": self.seed}, path / self.MANIFEST
+            {"name": self.name, "params": self.get_params(), "seed": self.seed},
+            path / self.MANIFEST,
         )
 
     @classmethod
@@ -279,8 +293,8 @@ class ReferenceScorer(Scorer):
         meta = read_json(path / cls.MANIFEST)
         if meta.get("name") != cls.name:
             raise AnomalyHuntError(f"{path}: holds a '{meta.get('name')}' model, not '{cls.name}'")
-        scorer = cls(meta["params"], seed=meta["seed"], device=device, threads=threads)
-        scorer.ensemble = Ensemble.load(path, device=device, threads=threads)
+        scorer = cls.from_config(meta["params"], seed=meta["seed"], device=device, threads=threads)
+        scorer.model = Ensemble.load(path, device=device, threads=threads)
         return scorer
 
 
@@ -294,25 +308,56 @@ def _split(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, n
 class Supervised(ReferenceScorer):
     """Simulated background vs a cocktail of simulated W' -> X Y signals, all in the window's SR.
 
-    Extra params: ``n_background`` (SR background events), ``n_signal`` (SR events per signal
-    point), ``signals`` (list of [mx, my] in TeV; null = the grid :data:`DEFAULT_MX` x
-    :data:`DEFAULT_MY` where kinematically allowed, plus the injected point) and
-    ``leave_out_injected`` (drop the injected (mx, my) from the cocktail: the price of guessing the
-    signal wrong). If the W' hardly reaches this window's SR, the cocktail uses a W' at the SR centre.
+    If the W' hardly reaches this window's SR, the cocktail uses a W' at the SR centre. The model
+    never sees the window's data, so it depends on the simulation alone: it is trained once per
+    :class:`Simulation` (seed derived from the simulation's) and every fold reuses it. The
+    parameters are the config's ``scores.supervised`` block.
 
-    The model never sees the window's data, so it depends on the simulation alone: it is trained
-    once per :class:`Simulation` (seed derived from the simulation's) and every fold reuses it.
+    Parameters
+    ----------
+    n_background : int, default 60000
+        Simulated SR background events.
+    n_signal : int, default 6000
+        Simulated SR signal events per (mx, my) point.
+    signals : list of [mx, my], optional
+        The cocktail's points in TeV; None: the grid :data:`DEFAULT_MX` x :data:`DEFAULT_MY`
+        where kinematically allowed, plus the injected point.
+    leave_out_injected : bool, default False
+        Drop the injected (mx, my) from the cocktail: the price of guessing the signal wrong.
+    validation_fraction : float, default 0.2
+        Share of the simulated events kept for early stopping.
+
+    Other Parameters
+    ----------------
+    classifier, ensemble, hgb, mlp, seed, device, threads
+        As for :class:`ReferenceScorer`.
     """
 
     name = "supervised"
     requires_regions = ()
 
+    def __init__(
+        self,
+        *,
+        n_background: int = 60000,
+        n_signal: int = 6000,
+        signals: Sequence[Sequence[float]] | None = None,
+        leave_out_injected: bool = False,
+        validation_fraction: float = 0.2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.n_background = int(n_background)
+        self.n_signal = int(n_signal)
+        self.signals = None if signals is None else [[float(v) for v in p] for p in signals]
+        self.leave_out_injected = bool(leave_out_injected)
+        self.validation_fraction = float(validation_fraction)
+
     def cocktail(self) -> list[tuple[float, float]]:
         """The (mx, my) points of the signal cocktail, in TeV."""
         sim = self._need_simulation()
-        given = self.params.get("signals")
-        if given:
-            points = [(float(a), float(b)) for a, b in given]
+        if self.signals:
+            points = [(a, b) for a, b in self.signals]
             for mx, my in points:
                 if not kinematically_allowed(mx, my, sim.mjj_signal):
                     raise AnomalyHuntError(
@@ -328,16 +373,15 @@ class Supervised(ReferenceScorer):
             ]
             if not any(np.isclose([sim.mx, sim.my], p).all() for p in points):
                 points.append((sim.mx, sim.my))
-        if self.params.get("leave_out_injected", False):
+        if self.leave_out_injected:
             points = [p for p in points if not np.isclose([sim.mx, sim.my], p).all()]
         if not points:
             raise AnomalyHuntError("scores.supervised: the signal cocktail is empty")
         return points
 
     def _train(self, sim: Simulation) -> Ensemble:
-        p = self.params
-        n_bkg, n_sig = int(p.get("n_background", 60_000)), int(p.get("n_signal", 6_000))
-        bkg = sim.background(n_bkg)
+        n_sig = self.n_signal
+        bkg = sim.background(self.n_background)
         signals = []
         for mx, my in self.cocktail():
             mass = sim.mjj_signal
@@ -361,9 +405,7 @@ class Supervised(ReferenceScorer):
         X = np.concatenate([bkg.X, *signals])
         y = np.r_[np.zeros(len(bkg)), np.ones(len(X) - len(bkg))].astype(np.int64)
         seed = derive_seed(sim.seed, "supervised", self.classifier)
-        tr, va = _split(
-            len(X), float(p.get("validation_fraction", 0.2)), derive_seed(seed, "split")
-        )
+        tr, va = _split(len(X), self.validation_fraction, derive_seed(seed, "split"))
         ens = self._new_ensemble(seed)
         ens.fit(X[tr], y[tr], X[va], y[va])
         log.info(
@@ -375,6 +417,6 @@ class Supervised(ReferenceScorer):
     def fit(self, train: WindowData, valid: WindowData) -> Supervised:
         """Train on simulation only; ``train`` and ``valid`` (the data) are not used."""
         sim = self._need_simulation()
-        key = "supervised/" + json.dumps(self.params, sort_keys=True, default=str)
-        self.ensemble = sim.memo(key, lambda: self._train(sim))
+        key = "supervised/" + json.dumps(self.get_params(), sort_keys=True, default=str)
+        self.model = sim.memo(key, lambda: self._train(sim))
         return self
