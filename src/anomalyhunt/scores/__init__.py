@@ -1,18 +1,13 @@
 """Anomaly scores: a registry of methods behind one Scorer interface, scored out of fold.
 
-Importing this package registers every method module below, so ``get_scorer('cwola')`` works.
-A new method is one module here with an ``@register``-ed Scorer, imported in this file, plus its
-block under ``scores:`` in the config schema.
+Importing this package imports every module in it, which registers each ``@register``-ed
+Scorer, so ``get_scorer('cwola')`` works. A new method is one module here plus its block under
+``scores:`` in the config schema; nothing else lists it.
 """
 
-from anomalyhunt.scores import (  # noqa: F401  (importing a method module registers it)
-    anode,
-    autoencoder,
-    cathode,
-    cwola,
-    idealized,
-    supervised,
-)
+import importlib
+import pkgutil
+
 from anomalyhunt.scores.base import (
     Scorer,
     WindowData,
@@ -22,6 +17,10 @@ from anomalyhunt.scores.base import (
     resolve_device,
 )
 from anomalyhunt.scores.kfold import SCORE_COLUMNS, empty_scores, score_out_of_fold
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "SCORE_COLUMNS",
