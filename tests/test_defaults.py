@@ -97,3 +97,13 @@ def test_unknown_keys_are_a_clear_error():
     # the driver's key is accepted from a method block, and taken by a class that uses it
     assert get_scorer("cwola").from_config({"validation_fraction": 0.3}).classifier == "hgb"
     assert get_scorer("supervised").from_config({"validation_fraction": 0.3}).validation_fraction == 0.3
+
+
+def test_bump_hunt_options_defaults_are_the_schemas():
+    """HuntOptions() (library use) and the options of a default config are the same."""
+    from dataclasses import asdict
+
+    from anomalyhunt.bumphunt import HuntOptions
+
+    from_schema = asdict(HuntOptions.from_config(config.validate({})["bumphunt"]))
+    assert asdict(HuntOptions()) == from_schema
