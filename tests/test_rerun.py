@@ -102,6 +102,22 @@ def test_forcerun_bumphunt_keeps_the_trained_scores(tiny_run):
         assert (windows / w / "cwola" / "fit.json").stat().st_mtime_ns > fits[w], w
 
 
+def job_running(workdir: Path, command: str) -> bool:
+    """Whether a process running ``command`` in ``workdir`` exists (Linux /proc).
+
+    The job's log file appears before Snakemake registers the job as started, so a Ctrl-C sent
+    when the log appears can stop Snakemake before the job exists (nothing to resume).
+    """
+    for proc in Path("/proc").iterdir():
+        try:
+            if (command in (proc / "cmdline").read_bytes().decode(errors="replace")
+                    and (proc / "cwd").resolve() == workdir.resolve()):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def test_the_laptop_profile_is_found_and_an_interrupted_run_resumes(tiny_run):
     """Ctrl-C in the middle of a job, then the same command again: it reruns that job.
 
@@ -116,18 +132,15 @@ def test_the_laptop_profile_is_found_and_an_interrupted_run_resumes(tiny_run):
     from tests.test_workflow import REPO
 
     target = RUN / "windows" / "w01" / "cwola" / "scores.parquet"
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tiny_run),
-           "--configfile", str(tiny_run / "config.yaml"), "--cores", "1", "--forcerun", "scores",
-           str(target)]  # fmt: skip
+    # the target first: after --forcerun (which takes several values) it would be read as a rule
+    cmd = [sys.executable, "-m", "snakemake", str(target), "-s", str(REPO / "Snakefile"),
+           "-d", str(tiny_run), "--configfile", str(tiny_run / "config.yaml"), "--cores", "1",
+           "--forcerun", "scores"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
-    log = tiny_run / RUN / "logs" / "scores" / "w01_cwola.log"
-    started = log.stat().st_mtime if log.exists() else 0.0
-    while time.monotonic() < deadline:  # interrupt once the job is running
-        if log.exists() and log.stat().st_mtime > started:
-            break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    while time.monotonic() < deadline and not job_running(tiny_run, "--window w01 --method cwola"):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # the job's own process exists: Snakemake has started it
     out, _ = proc.communicate(timeout=120)
     assert "Using workflow specific profile" in out, out[-3000:]
     jobs, text = dry_run(tiny_run, str(target))
