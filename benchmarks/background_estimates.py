@@ -25,6 +25,7 @@ import yaml
 from anomalyhunt import bumphunt as bh
 from anomalyhunt.io import read_parquet
 from anomalyhunt.regions import Window
+from anomalyhunt.sensitivity import oracle_z
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,13 +34,6 @@ CANDIDATES = {
     "ratio (uncut x efficiency, F-test of orders 1-3)": {"background": "ratio"},
     "ratio, log-linear efficiency only": {"background": "ratio", "ratio_functions": ("ratio2",)},
 }
-
-
-def oracle_z(n: float, b: float) -> float:
-    """Asymptotic Z of n observed over an exactly known background b."""
-    if b <= 0 or n <= b:
-        return 0.0
-    return math.sqrt(2.0 * (n * math.log(n / b) - (n - b)))
 
 
 def main() -> None:

@@ -40,14 +40,13 @@ def point_run(run: str, seed: int, n_inject: int) -> str:
 def point_config(config: dict[str, Any], seed: int, n_inject: int) -> dict[str, Any]:
     """The base search with this seed and injection; toys and extras from the sensitivity block."""
     sens = config["sensitivity"]
-    out = ah_config.merge(config, {
+    return ah_config.merge(config, {
         "run": point_run(config["run"], seed, n_inject),
         "seed": seed,
         "regions": {"n_inject": n_inject},
         "summary": {"toys": sens["toys"]},
         "output": {"root": False},
     })
-    return out
 
 
 def _snakemake(cfg_path: Path, targets: Sequence[str], snakefile: Path, workdir: Path, cores: int,
