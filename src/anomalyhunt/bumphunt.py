@@ -77,7 +77,8 @@ class HuntOptions:
     spurious_truth: str = "dijet5"
     luminosity_fb: float = 100.0
     background: str = "ratio"
-    ratio_functions: tuple[str, ...] = ("ratio1", "ratio2", "ratio3")
+    ratio_functions: tuple[str, ...] = ("ratio2", "ratio3")
+    choice_uncertainty: bool = True
     #: CLs limits are 95% of a test's time; statistics validations that need only p0 skip them.
     limits: bool = True
 
@@ -99,6 +100,7 @@ class HuntOptions:
             luminosity_fb=float(bh.get("luminosity_fb", d.luminosity_fb)),
             background=bh.get("background", d.background),
             ratio_functions=tuple(bh.get("ratio_functions", d.ratio_functions)),
+            choice_uncertainty=bool(bh.get("choice_uncertainty", d.choice_uncertainty)),
         )
 
 
@@ -132,7 +134,7 @@ def fit_background(
                                      "max_free")}
     compact = {
         "selection": opts.selection, "threshold": choice["threshold"], "chosen": choice["chosen"],
-        "tests": choice["f_tests"], "message": choice["message"],
+        "alternative": choice["alternative"], "tests": choice["f_tests"], "message": choice["message"],
         "fits": {name: {k: f[k] for k in ("n_par", "n_free", "valid", "message", "chi2", "ndf", "chi2_pvalue")}
                  for name, f in choice["fits"].items()},
     }
@@ -141,9 +143,12 @@ def fit_background(
         record = {**base, "function": None, "n_par": None, "n_free": 0, "valid": False,
                   "message": f"every fit failed ({reasons})", "params": None, "cov": None,
                   "expected": None, "m2lnl": None, "chi2": None, "chi2_kind": "deviance", "ndf": 0,
-                  "chi2_pvalue": None, "signal": None, "sigma_signal": None, **sparse}
+                  "chi2_pvalue": None, "signal": None, "sigma_signal": None, **sparse,
+                  "choice_shift": None}
         return record, None, compact
-    record = {**base, **chosen.to_dict(), **sparse}
+    shift = select.choice_shift(choice) if opts.choice_uncertainty else None
+    record = {**base, **chosen.to_dict(), **sparse,
+              "choice_shift": None if shift is None else functions.json_clean(shift)}
     return record, chosen, compact
 
 
@@ -231,6 +236,9 @@ def hunt_cut(
         out.update(valid=False, reason=record["message"], b=None, sigma_b=None, z=None, p0=None, q0=None, limit=None)
         return out
     b, sigma_b = fit.predict(*window.sr)
+    shift = None if record["choice_shift"] is None else np.asarray(record["choice_shift"], dtype=float)
+    if shift is not None:  # the function-choice uncertainty, fully correlated over the SR
+        sigma_b = float(np.hypot(sigma_b, shift[functions.bin_masks(edges, *window.sr)[0]].sum()))
     out.update(valid=True, reason=None, b=b, sigma_b=sigma_b)
     if opts.spurious and spurious_truth is not None and use_ratio:
         out["spurious"] = {"flag": None, "ratio": None,
@@ -246,12 +254,16 @@ def hunt_cut(
             truth_mjj = scores.loc[scores["label"].to_numpy() == 1, "mjj"].to_numpy() if has_truth else None
             shape, shape_kind = signal_shape(edges, masks, window.centre, opts, truth_mjj)
             b_g, cov_g = fit.predict_bins(masks)
+            shift_g = None if shift is None else np.array([shift[m].sum() for m in masks])
+            if shift_g is not None:
+                cov_g = cov_g + np.outer(shift_g, shift_g)
             n_g = np.array([counts[m].sum() for m in masks])
             lo = [float(edges[:-1][m][0]) for m in masks]
             out["sr_model"] = {
                 "bins": opts.sr_bins, "edges": [*lo, float(window.sr[1])], "n_obs": n_g.tolist(),
                 "b": b_g.tolist(), "cov": cov_g.tolist(), "signal_shape": shape.tolist(),
                 "signal_template": shape_kind,
+                "choice_shift": None if shift_g is None else shift_g.tolist(),
             }
             disc = significance.discovery_multi(n_g, b_g, cov_g, shape)
             out["sr_model"]["n_variations"] = disc.pop("n_variations")

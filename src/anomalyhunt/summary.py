@@ -83,7 +83,7 @@ def toy_tests(fits: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
                           "sr": tuple(f["sr"]), "start": np.asarray(fit["params"]),
                           "function": fit.get("function"), "n_free": fit.get("n_free"),
                           "sr_bins": sr_model.get("bins", 1), "signal_shape": sr_model.get("signal_shape"),
-                          "log_offset": fit.get("log_offset")})
+                          "log_offset": fit.get("log_offset"), "choice_shift": fit.get("choice_shift")})
             keys.append((f["method"], f["window"], c["efficiency"], f["centre"]))
     return tests, keys
 

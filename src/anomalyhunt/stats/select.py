@@ -142,7 +142,8 @@ def select_function(
     when its fit fails, so a single function behaves like the classic dijet fit. Candidates the
     data cannot constrain are skipped (see the module doc; ``events_per_parameter`` <= 0 turns
     the rule off). The record holds each fit's summary, the tests, ``chosen``, the chosen fit's
-    SR prediction ``b`` +- ``sigma_b`` (None where every fit failed) and the sparse decision.
+    SR prediction ``b`` +- ``sigma_b`` (None where every fit failed), the sparse decision and
+    ``alternative``: the next more flexible valid fit, if any (see :func:`choice_shift`).
     """
     edges, counts = check_histogram(edges, counts, "fit_family")
     if counts.ndim != 1:
@@ -183,6 +184,10 @@ def select_function(
             chosen = simple
     if chosen is None and valid:
         chosen = valid[-1]
+    # the next more flexible valid fit: its SR prediction differs from the chosen one's by what
+    # the choice itself is uncertain about (the test has little power where data are few)
+    later = [f for f in valid if chosen is not None and f.n_free > chosen.n_free]
+    alternative = later[0].function if later else None
     b, sigma_b = chosen.predict(*sr) if chosen is not None else (float("nan"), float("nan"))
     return {
         "names": list(names),
@@ -190,6 +195,7 @@ def select_function(
         "threshold": float(threshold),
         "sr": [float(sr[0]), float(sr[1])],
         "chosen": chosen.function if chosen is not None else None,
+        "alternative": alternative,
         "fits": {f.function: f.to_dict() for f in [*fits, *skipped]},
         "f_tests": tests,
         "b": json_clean(b),
@@ -235,3 +241,20 @@ def _padded_starts(fits: Sequence[FunctionFit], function: BackgroundFunction) ->
 def _is_nested(lower: str, higher: str) -> bool:
     """Whether ``lower`` is ``higher`` with its last parameters fixed to 0 (padding is exact)."""
     return any(lower.startswith(f) and higher.startswith(f) for f in ("dijet", "ratio"))
+
+
+def choice_shift(record: dict[str, Any]) -> np.ndarray | None:
+    """Per bin, the alternative fit's expected background minus the chosen one's (None if none).
+
+    The F-test keeps the simpler function whenever the data cannot tell them apart, which is
+    exactly where the simpler one may be biased (a few tens of events cannot show a slope of
+    the cut efficiency). As in the ATLAS and CMS dijet searches, the difference to the next more
+    flexible function is kept as an uncertainty on the background (a fully correlated shift).
+    """
+    chosen, alt = record.get("chosen"), record.get("alternative")
+    if chosen is None or alt is None:
+        return None
+    a = np.asarray(record["fits"][alt]["expected"], dtype=float)
+    c = np.asarray(record["fits"][chosen]["expected"], dtype=float)
+    shift = a - c
+    return shift if np.all(np.isfinite(shift)) else None

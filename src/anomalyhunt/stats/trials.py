@@ -29,7 +29,7 @@ def _one_test(test: dict[str, Any], n_toys: int, seed_seq: np.random.SeedSequenc
 
     Each toy is refitted with the test's own background function and free parameters and tested
     with its own SR model (one counting bin, or ``sr_bins`` bins with the fit's eigen-variations),
-    as the data were.
+    as the data were, the function-choice uncertainty (``choice_shift``) included.
     """
     edges = np.asarray(test["edges"], dtype=float)
     expected = np.asarray(test["expected"], dtype=float)
@@ -43,13 +43,19 @@ def _one_test(test: dict[str, Any], n_toys: int, seed_seq: np.random.SeedSequenc
                     max_free=test.get("n_free"))
     ok = res.ok
     z = np.zeros(n_toys)
+    shift = test.get("choice_shift")
+    shift = np.zeros(edges.size - 1) if shift is None else np.asarray(shift, dtype=float)
     if sr_bins == 1:
         n_sr = counts[:, bin_masks(edges, *sr)[0]].sum(axis=1)
-        z[ok] = z_fast(n_sr[ok], res.b[ok], res.sigma_b[ok])
+        sigma_b = np.hypot(res.sigma_b[ok], shift[bin_masks(edges, *sr)[0]].sum())
+        z[ok] = z_fast(n_sr[ok], res.b[ok], sigma_b)
         return z
-    n_g = np.stack([counts[ok][:, m].sum(axis=1) for m in sr_groups(edges, sr, sr_bins)], axis=1)
+    groups = sr_groups(edges, sr, sr_bins)
+    n_g = np.stack([counts[ok][:, m].sum(axis=1) for m in groups], axis=1)
     shape = np.asarray(test["signal_shape"], dtype=float)
-    z[ok] = z_fast_multi(n_g, res.b_groups[ok], eigen_variations(res.cov_groups[ok]), shape)
+    shift_g = np.array([shift[m].sum() for m in groups])
+    cov = res.cov_groups[ok] + np.outer(shift_g, shift_g)[None]
+    z[ok] = z_fast_multi(n_g, res.b_groups[ok], eigen_variations(cov), shape)
     return z
 
 
