@@ -55,27 +55,51 @@ def main() -> None:
         scores = read_parquet(path)
         window = Window.from_dict(w)
         for name, change in CANDIDATES.items():
-            opts = bh.HuntOptions.from_config({**config["bumphunt"], **change, "spurious": {"enabled": False}})
-            for cut in bh.hunt(scores, window, args.efficiencies, config["bumphunt"]["bin_width"], opts):
+            opts = bh.HuntOptions.from_config(
+                {**config["bumphunt"], **change, "spurious": {"enabled": False}}
+            )
+            for cut in bh.hunt(
+                scores, window, args.efficiencies, config["bumphunt"]["bin_width"], opts
+            ):
                 b_true = cut["n_background_sr"]
-                rows.append({"candidate": name, "window": w["id"], "keep": cut["efficiency"],
-                             "n": cut["n_obs"], "b_true": b_true, "s_true": cut["n_signal_sr"],
-                             "b": cut["b"], "sigma_b": cut["sigma_b"], "z": cut["z"] or 0.0,
-                             "function": cut["function"],
-                             "oracle": oracle_z(cut["n_obs"], b_true) if b_true is not None else None})
+                rows.append(
+                    {
+                        "candidate": name,
+                        "window": w["id"],
+                        "keep": cut["efficiency"],
+                        "n": cut["n_obs"],
+                        "b_true": b_true,
+                        "s_true": cut["n_signal_sr"],
+                        "b": cut["b"],
+                        "sigma_b": cut["sigma_b"],
+                        "z": cut["z"] or 0.0,
+                        "function": cut["function"],
+                        "oracle": oracle_z(cut["n_obs"], b_true) if b_true is not None else None,
+                    }
+                )
     if args.null:
-        print("| candidate | tests | largest Z (window, keep) | tests with Z > 2 | pull of b: mean / rms |")
+        print(
+            "| candidate | tests | largest Z (window, keep) | tests with Z > 2 | pull of b: mean / rms |"
+        )
         print("|---|---|---|---|---|")
         for name in CANDIDATES:
             sel = [r for r in rows if r["candidate"] == name and r["b"] is not None]
             worst = max(sel, key=lambda r: r["z"])
-            pulls = np.array([(r["b"] - r["b_true"]) / math.sqrt(r["sigma_b"] ** 2 + max(r["b_true"], 1))
-                              for r in sel])
-            print(f"| {name} | {len(sel)} | {worst['z']:.2f} ({worst['window']}, {worst['keep']:g}) "
-                  f"| {sum(r['z'] > 2 for r in sel)} | {pulls.mean():+.2f} / {np.sqrt((pulls ** 2).mean()):.2f} |")
+            pulls = np.array(
+                [
+                    (r["b"] - r["b_true"]) / math.sqrt(r["sigma_b"] ** 2 + max(r["b_true"], 1))
+                    for r in sel
+                ]
+            )
+            print(
+                f"| {name} | {len(sel)} | {worst['z']:.2f} ({worst['window']}, {worst['keep']:g}) "
+                f"| {sum(r['z'] > 2 for r in sel)} | {pulls.mean():+.2f} / {np.sqrt((pulls**2).mean()):.2f} |"
+            )
         return
-    print("| candidate | window | keep | n (SR) | signal / background in SR (truth) | b ± sigma_b | function "
-          "| Z local | oracle Z | Z / oracle |")
+    print(
+        "| candidate | window | keep | n (SR) | signal / background in SR (truth) | b ± sigma_b | function "
+        "| Z local | oracle Z | Z / oracle |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     best = max((r for r in rows if r["oracle"] is not None), key=lambda r: r["oracle"])
     for r in rows:
@@ -83,8 +107,10 @@ def main() -> None:
             continue
         b = "fit failed" if r["b"] is None else f"{r['b']:.1f} ± {r['sigma_b']:.1f}"
         ratio = f"{r['z'] / r['oracle']:.2f}" if r["oracle"] else "-"
-        print(f"| {r['candidate']} | {r['window']} | {r['keep']:g} | {r['n']:.0f} | {r['s_true']} / {r['b_true']} "
-              f"| {b} | {r['function']} | {r['z']:.2f} | {r['oracle']:.2f} | {ratio} |")
+        print(
+            f"| {r['candidate']} | {r['window']} | {r['keep']:g} | {r['n']:.0f} | {r['s_true']} / {r['b_true']} "
+            f"| {b} | {r['function']} | {r['z']:.2f} | {r['oracle']:.2f} | {ratio} |"
+        )
 
 
 if __name__ == "__main__":

@@ -56,25 +56,49 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     _BEFORE.clear()
     _BEFORE.update(p for p in cwd.rglob("*") if p.is_file())
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=env,
-                          timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def _features(d: Path, name: str) -> subprocess.CompletedProcess:
-    return _run(["-m", "anomalyhunt.data", "features", "--input", name, "--out", "out/features.parquet"], d)
+    return _run(
+        ["-m", "anomalyhunt.data", "features", "--input", name, "--out", "out/features.parquet"], d
+    )
 
 
 def _dry(d: Path, *config: str) -> subprocess.CompletedProcess:
-    (d / "config.yaml").write_text(yaml.safe_dump({"run": "tiny", "regions": {"scan": {"min": 2.5, "max": 4.5}}}))
-    return _run(["-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(d), "--configfile",
-                 str(d / "config.yaml"), "-n", *(["--config", *config] if config else [])], d)  # fmt: skip
+    (d / "config.yaml").write_text(
+        yaml.safe_dump({"run": "tiny", "regions": {"scan": {"min": 2.5, "max": 4.5}}})
+    )
+    return _run(
+        [
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(d),
+            "--configfile",
+            str(d / "config.yaml"),
+            "-n",
+            *(["--config", *config] if config else []),
+        ],
+        d,
+    )
 
 
-def _summary(d: Path, fits: list[dict], windows: list[str], toys: int) -> subprocess.CompletedProcess:
+def _summary(
+    d: Path, fits: list[dict], windows: list[str], toys: int
+) -> subprocess.CompletedProcess:
     run = d / "results" / "r"
     (run / "windows").mkdir(parents=True, exist_ok=True)
     (d / "config.yaml").write_text(yaml.safe_dump({"run": "r", "summary": {"toys": toys}}))
-    meta = {"n_events": 1000, "n_injected": 0, "windows": [{"id": w, "skipped": None} for w in windows]}
+    meta = {
+        "n_events": 1000,
+        "n_injected": 0,
+        "windows": [{"id": w, "skipped": None} for w in windows],
+    }
     (run / "windows.json").write_text(json.dumps(meta))
     paths = []
     for f in fits:
@@ -82,13 +106,30 @@ def _summary(d: Path, fits: list[dict], windows: list[str], toys: int) -> subpro
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(f))
         paths.append(str(p.relative_to(d)))
-    return _run(["-m", "anomalyhunt.summary", "--config", "config.yaml", "--windows",
-                 "results/r/windows.json", "--fits", *paths, "--out-dir", "results/r", "--jobs", "1"], d)
+    return _run(
+        [
+            "-m",
+            "anomalyhunt.summary",
+            "--config",
+            "config.yaml",
+            "--windows",
+            "results/r/windows.json",
+            "--fits",
+            *paths,
+            "--out-dir",
+            "results/r",
+            "--jobs",
+            "1",
+        ],
+        d,
+    )
 
 
 def _md_line(d: Path, needle: str) -> str:
     md = d / "results" / "r" / "summary.md"
-    return next((ln for ln in md.read_text().splitlines() if needle in ln), "") if md.exists() else ""
+    return (
+        next((ln for ln in md.read_text().splitlines() if needle in ln), "") if md.exists() else ""
+    )
 
 
 def case_pickled_column(d: Path):
@@ -143,9 +184,21 @@ def case_50_events(d: Path):
     _h5(_frame(50), d / "small.h5")
     _features(d, "small.h5")
     (d / "config.yaml").write_text("{}\n")
-    return _run(["-m", "anomalyhunt.regions", "--config", "config.yaml", "--features",
-                 "out/features.parquet", "--out-events", "out/events.parquet",
-                 "--out-windows", "out/windows.json"], d), ""  # fmt: skip
+    return _run(
+        [
+            "-m",
+            "anomalyhunt.regions",
+            "--config",
+            "config.yaml",
+            "--features",
+            "out/features.parquet",
+            "--out-events",
+            "out/events.parquet",
+            "--out-windows",
+            "out/windows.json",
+        ],
+        d,
+    ), ""
 
 
 def case_toys_0(d: Path):
@@ -165,8 +218,17 @@ def case_narrowed_scan(d: Path):
 
 
 def case_nothing_tested(d: Path):
-    fits = [{"window": w, "method": "cwola", "sr": [3.0, 3.4], "centre": 3.2,
-             "skipped": "no scored events", "cuts": []} for w in ("w00", "w01")]  # fmt: skip
+    fits = [
+        {
+            "window": w,
+            "method": "cwola",
+            "sr": [3.0, 3.4],
+            "centre": 3.2,
+            "skipped": "no scored events",
+            "cuts": [],
+        }
+        for w in ("w00", "w01")
+    ]
     return _summary(d, fits, ["w00", "w01"], 50), ""
 
 
@@ -213,8 +275,11 @@ def _first_line(proc: subprocess.CompletedProcess) -> str:
 
 
 def _left(d: Path) -> str:
-    new = sorted(str(p.relative_to(d)) for p in d.rglob("*")
-                 if p.is_file() and p not in _BEFORE and ".snakemake" not in p.relative_to(d).parts)
+    new = sorted(
+        str(p.relative_to(d))
+        for p in d.rglob("*")
+        if p.is_file() and p not in _BEFORE and ".snakemake" not in p.relative_to(d).parts
+    )
     if not new:
         return "none"
     return ", ".join(new[:4]) + (f" (+{len(new) - 4} more)" if len(new) > 4 else "")

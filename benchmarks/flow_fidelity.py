@@ -33,17 +33,25 @@ SR = (3.3, 3.7)
 
 def window_events(seed: int, n_background: int, correlation: float) -> WindowData:
     config = cfgmod.validate(
-        {"seed": seed, "data": {"toy": {"n_background": n_background, "n_signal": 0,
-                                        "mjj_correlation": correlation}},
-         "regions": {"n_inject": 0}},
+        {
+            "seed": seed,
+            "data": {
+                "toy": {"n_background": n_background, "n_signal": 0, "mjj_correlation": correlation}
+            },
+            "regions": {"n_inject": 0},
+        },
         source="benchmark",
-    )  # fmt: skip
+    )
     tc = config["data"]["toy"]
     events = toy.generate(
-        tc["n_background"], 0, cfgmod.derive_seed(seed, "toy"),
-        mjj_correlation=tc["mjj_correlation"], mjj_signal=tc["signal"]["mjj"],
-        mx=tc["signal"]["mx"], my=tc["signal"]["my"],
-    )  # fmt: skip
+        tc["n_background"],
+        0,
+        cfgmod.derive_seed(seed, "toy"),
+        mjj_correlation=tc["mjj_correlation"],
+        mjj_signal=tc["signal"]["mjj"],
+        mx=tc["signal"]["mx"],
+        my=tc["signal"]["my"],
+    )
     data, meta = build(compute_features(events), config)
     window = Window.from_dict(next(w for w in meta["windows"] if tuple(w["sr"]) == SR))
     wd = WindowData.from_frame(data, window)
@@ -73,8 +81,14 @@ def fidelity(wd: WindowData, params: dict, seed: int, threads: int) -> dict:
         clf.fit(X[fold != k], y[fold != k])
         pred[fold == k] = clf.predict_proba(X[fold == k])[:, 1]
     nll_sr = -float(np.mean(flow.log_prob(wd.X[sr], wd.mjj[sr])))
-    return {"auc": float(roc_auc_score(y, pred)), "sr_nll": nll_sr, "epochs": len(flow.history),
-            "best_epoch": flow.best_epoch, "cpu": cpu, "wall": wall}  # fmt: skip
+    return {
+        "auc": float(roc_auc_score(y, pred)),
+        "sr_nll": nll_sr,
+        "epochs": len(flow.history),
+        "best_epoch": flow.best_epoch,
+        "cpu": cpu,
+        "wall": wall,
+    }
 
 
 def main() -> None:
@@ -86,15 +100,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     variants = [json.loads(v) for v in args.variant] or [{}]
-    print("| flow settings | seed | samples-vs-truth AUC | SR NLL | epochs (best) | CPU s | wall s |")
+    print(
+        "| flow settings | seed | samples-vs-truth AUC | SR NLL | epochs (best) | CPU s | wall s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for seed in range(1, args.seeds + 1):
         wd = window_events(seed, args.n_background, args.mjj_correlation)
         for v in variants:
             r = fidelity(wd, v, seed, args.threads)
-            print(f"| {json.dumps(v) if v else 'default'} | {seed} | {r['auc']:.4f} | "
-                  f"{r['sr_nll']:.4f} | {r['epochs']} ({r['best_epoch']}) | {r['cpu']:.0f} | "
-                  f"{r['wall']:.0f} |", flush=True)  # fmt: skip
+            print(
+                f"| {json.dumps(v) if v else 'default'} | {seed} | {r['auc']:.4f} | "
+                f"{r['sr_nll']:.4f} | {r['epochs']} ({r['best_epoch']}) | {r['cpu']:.0f} | "
+                f"{r['wall']:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

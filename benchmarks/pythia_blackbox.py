@@ -51,13 +51,17 @@ def _chunk(process: str, index: int, n: int) -> str:
         return str(path)
     seed = 1 + derive_seed(SEED, "blackbox", process, index) % 899_999_999
     start = time.perf_counter()
-    df = pythia.generate_chunk(process, n, seed, mjj_signal=SIGNAL["mjj"], mx=SIGNAL["mx"],
-                               my=SIGNAL["my"])
+    df = pythia.generate_chunk(
+        process, n, seed, mjj_signal=SIGNAL["mjj"], mx=SIGNAL["mx"], my=SIGNAL["my"]
+    )
     df.attrs = {}
     with atomic_path(path) as tmp:
         df.to_parquet(tmp)
-    print(f"{process} chunk {index}: {n} generated, {len(df)} kept, "
-          f"{time.perf_counter() - start:.0f} s", flush=True)
+    print(
+        f"{process} chunk {index}: {n} generated, {len(df)} kept, "
+        f"{time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
     return str(path)
 
 
@@ -106,27 +110,53 @@ def build() -> dict:
     events = events.iloc[order].reset_index(drop=True)
     truth = events.pop("label").to_numpy()
     write_hdf(events, str(OUT / "blackbox.h5"))
-    write_hdf(qcd.drop(columns="label").sample(frac=1.0, random_state=SEED).reset_index(drop=True),
-              str(OUT / "null.h5"))
+    write_hdf(
+        qcd.drop(columns="label").sample(frac=1.0, random_state=SEED).reset_index(drop=True),
+        str(OUT / "null.h5"),
+    )
     np.save(OUT / "blackbox_truth.npy", truth)
-    info = {"n_qcd": len(qcd), "n_signal": n_sig, "n_events": len(events), "signal": SIGNAL,
-            "best_window_tev": [round(lo, 2), round(lo + SR_WIDTH, 2)],
-            "signal_in_window": round(eff * n_sig, 1), "background_in_window": b,
-            "s_over_sqrt_b": round(eff * n_sig / np.sqrt(b), 2)}
+    info = {
+        "n_qcd": len(qcd),
+        "n_signal": n_sig,
+        "n_events": len(events),
+        "signal": SIGNAL,
+        "best_window_tev": [round(lo, 2), round(lo + SR_WIDTH, 2)],
+        "signal_in_window": round(eff * n_sig, 1),
+        "background_in_window": b,
+        "s_over_sqrt_b": round(eff * n_sig / np.sqrt(b), 2),
+    }
     (OUT / "blackbox.json").write_text(json.dumps(info, indent=1))
     print(json.dumps(info, indent=1))
     return info
 
 
 def _search(run: str, path: Path, cores: int) -> float:
-    config = {"run": run, "data": {"source": "file", "file": {"path": str(path)}},
-              "regions": {"n_inject": 0}}
+    config = {
+        "run": run,
+        "data": {"source": "file", "file": {"path": str(path)}},
+        "regions": {"n_inject": 0},
+    }
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
         yaml.safe_dump(config, fh)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(REPO),
-                    "--configfile", fh.name, "--cores", str(cores), "--quiet", "progress"],
-                   check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(REPO),
+            "--configfile",
+            fh.name,
+            "--cores",
+            str(cores),
+            "--quiet",
+            "progress",
+        ],
+        check=True,
+    )
     os.unlink(fh.name)
     return time.perf_counter() - start
 
@@ -138,26 +168,38 @@ def search(cores: int) -> None:
         seconds = _search(run, path, cores)
         summary = json.loads((REPO / "results" / run / "summary.json").read_text())
         rows.append((run, summary, seconds))
-    print(f"\nblack box: {info['n_events']} events, {info['n_signal']} hidden W' "
-          f"({SIGNAL['mjj']} TeV, X {SIGNAL['mx']}, Y {SIGNAL['my']} TeV); S/sqrt(B) "
-          f"{info['s_over_sqrt_b']} in {info['best_window_tev']} TeV before any cut\n")
-    print("| run | largest excess: window (SR, TeV), method, cut | Z_local | Z_global (toys) | "
-          "Z_global (GV) | minutes |")
+    print(
+        f"\nblack box: {info['n_events']} events, {info['n_signal']} hidden W' "
+        f"({SIGNAL['mjj']} TeV, X {SIGNAL['mx']}, Y {SIGNAL['my']} TeV); S/sqrt(B) "
+        f"{info['s_over_sqrt_b']} in {info['best_window_tev']} TeV before any cut\n"
+    )
+    print(
+        "| run | largest excess: window (SR, TeV), method, cut | Z_local | Z_global (toys) | "
+        "Z_global (GV) | minutes |"
+    )
     print("|---|---|---|---|---|---|")
     for run, s, seconds in rows:
         g = s["global"]
-        print(f"| {run} | {g.get('window')} ({g.get('sr')}), {g.get('method')}, {g.get('keep')} | "
-              f"{g.get('z_local', float('nan')):.2f} | {g.get('z_global_toys', float('nan')):.2f} | "
-              f"{g.get('z_global_gv', float('nan')):.2f} | {seconds / 60:.1f} |")
+        print(
+            f"| {run} | {g.get('window')} ({g.get('sr')}), {g.get('method')}, {g.get('keep')} | "
+            f"{g.get('z_local', float('nan')):.2f} | {g.get('z_global_toys', float('nan')):.2f} | "
+            f"{g.get('z_global_gv', float('nan')):.2f} | {seconds / 60:.1f} |"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("step", choices=["generate", "build", "search", "all"])
     parser.add_argument("--jobs", type=int, default=2, help="parallel generation processes")
     parser.add_argument("--cores", type=int, default=2, help="Snakemake cores for the searches")
-    parser.add_argument("--n-qcd", type=int, default=330_000, help="QCD events generated (~43%% kept)")
-    parser.add_argument("--n-signal", type=int, default=3_000, help="W' events generated (the pool)")
+    parser.add_argument(
+        "--n-qcd", type=int, default=330_000, help="QCD events generated (~43%% kept)"
+    )
+    parser.add_argument(
+        "--n-signal", type=int, default=3_000, help="W' events generated (the pool)"
+    )
     args = parser.parse_args()
     if args.step in ("generate", "all"):
         generate(args.n_qcd, args.n_signal, args.jobs)

@@ -42,8 +42,15 @@ def pseudo_events(rng: np.random.Generator, n: int) -> pd.DataFrame:
     u = rng.uniform(size=n)
     mjj = (lo ** (1 - alpha) + u * (hi ** (1 - alpha) - lo ** (1 - alpha))) ** (1 / (1 - alpha))
     score = rng.normal(size=n) + 0.8 * np.log(mjj / 3.5)
-    return pd.DataFrame({"mjj": mjj, "region": WINDOW.region_of(mjj), "fold": rng.integers(0, 5, n),
-                         "label": np.zeros(n, dtype=np.int64), "score": score})
+    return pd.DataFrame(
+        {
+            "mjj": mjj,
+            "region": WINDOW.region_of(mjj),
+            "fold": rng.integers(0, 5, n),
+            "label": np.zeros(n, dtype=np.int64),
+            "score": score,
+        }
+    )
 
 
 def one(seed: int, n: int, n_toys: int) -> list[tuple[float, float, float, bool]]:
@@ -58,8 +65,14 @@ def one(seed: int, n: int, n_toys: int) -> list[tuple[float, float, float, bool]
     events = pseudo_events(rng, rng.poisson(n))
     opts = bh.HuntOptions(spurious=False, limits=False)
     cuts = bh.hunt(events, WINDOW, EFFICIENCIES, 0.05, opts)
-    record = {"skipped": None, "cuts": cuts, "sr": list(WINDOW.sr), "method": "toy", "window": "w",
-              "centre": WINDOW.centre}
+    record = {
+        "skipped": None,
+        "cuts": cuts,
+        "sr": list(WINDOW.sr),
+        "method": "toy",
+        "window": "w",
+        "centre": WINDOW.centre,
+    }
     tests, keys = summary.toy_tests([record])
     z_toys = trials.toy_scans(tests, n_toys, seed, progress=False)
     by_eff = {k[2]: i for i, k in enumerate(keys)}
@@ -80,7 +93,9 @@ def one(seed: int, n: int, n_toys: int) -> list[tuple[float, float, float, bool]
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--toys", type=int, default=200)
-    p.add_argument("--events", type=int, default=400_000, help="mean events per window before the cut")
+    p.add_argument(
+        "--events", type=int, default=400_000, help="mean events per window before the cut"
+    )
     p.add_argument("--local-toys", type=int, default=1000, help="toys per test for its own p-value")
     p.add_argument("--jobs", type=int, default=2)
     args = p.parse_args()
@@ -88,11 +103,17 @@ def main() -> None:
     n = args.toys
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(one, range(n), [args.events] * n, [args.local_toys] * n))
-    rows = pd.DataFrame([r for res in results for r in res], columns=["efficiency", "u_asym", "u_toys", "sparse"])
-    print(f"{n} pseudo-searches of {args.events:,} events per window, {args.local_toys} toys per test, "
-          f"{time.perf_counter() - start:.0f} s\n")
-    print("| keep | events in window after the cut (mean) | excesses (z > 0) of tests "
-          "| asymptotic: u < 0.1 / KS p | own toys: u < 0.1 / KS p | fits flagged sparse |")
+    rows = pd.DataFrame(
+        [r for res in results for r in res], columns=["efficiency", "u_asym", "u_toys", "sparse"]
+    )
+    print(
+        f"{n} pseudo-searches of {args.events:,} events per window, {args.local_toys} toys per test, "
+        f"{time.perf_counter() - start:.0f} s\n"
+    )
+    print(
+        "| keep | events in window after the cut (mean) | excesses (z > 0) of tests "
+        "| asymptotic: u < 0.1 / KS p | own toys: u < 0.1 / KS p | fits flagged sparse |"
+    )
     print("|---|---|---|---|---|---|")
     for eff, g in rows.groupby("efficiency", sort=False):
         cells = []
@@ -100,8 +121,10 @@ def main() -> None:
             u = g[col].dropna().to_numpy()
             ks = stats.kstest(np.clip(u, 0, 1), "uniform").pvalue if u.size > 5 else float("nan")
             cells.append(f"{np.mean(u < 0.1):.3f} / {ks:.3f}")
-        print(f"| {100 * eff:g}% | {args.events * eff:,.0f} | {g['u_asym'].notna().sum()} of {len(g)} "
-              f"| {cells[0]} | {cells[1]} | {int(g['sparse'].sum())} |")
+        print(
+            f"| {100 * eff:g}% | {args.events * eff:,.0f} | {g['u_asym'].notna().sum()} of {len(g)} "
+            f"| {cells[0]} | {cells[1]} | {int(g['sparse'].sum())} |"
+        )
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def one_seed(seed: int, args: argparse.Namespace, methods: list[str]) -> dict[st
                 "n_signal": args.n_signal,
                 "mjj_correlation": args.mjj_correlation,
             }
-        },  # fmt: skip
+        },
         "regions": {"n_inject": args.n_inject},
     }
     if args.fast:
@@ -63,10 +63,14 @@ def one_seed(seed: int, args: argparse.Namespace, methods: list[str]) -> dict[st
     config = cfgmod.validate(overrides, source="benchmark")
     tc = config["data"]["toy"]
     events = toy.generate(
-        tc["n_background"], tc["n_signal"], cfgmod.derive_seed(seed, "toy"),
-        mjj_correlation=tc["mjj_correlation"], mjj_signal=tc["signal"]["mjj"],
-        mx=tc["signal"]["mx"], my=tc["signal"]["my"],
-    )  # fmt: skip
+        tc["n_background"],
+        tc["n_signal"],
+        cfgmod.derive_seed(seed, "toy"),
+        mjj_correlation=tc["mjj_correlation"],
+        mjj_signal=tc["signal"]["mjj"],
+        mx=tc["signal"]["mx"],
+        my=tc["signal"]["my"],
+    )
     data, meta = build(compute_features(events), config)
     wdict = next(w for w in meta["windows"] if tuple(w["sr"]) == SR)
     window = Window.from_dict(wdict)
@@ -80,20 +84,34 @@ def one_seed(seed: int, args: argparse.Namespace, methods: list[str]) -> dict[st
             if getattr(cls, "needs_simulation", False):
                 cls = cls.bound_to(Simulation.from_config(config, window, method))
             scores = score_out_of_fold(
-                cls, params, data, window,
-                seed=cfgmod.derive_seed(seed, "scores", method, window.id), device=device,
-                threads=args.threads, validation_fraction=float(params.get("validation_fraction", 0.2)),
+                cls,
+                params,
+                data,
+                window,
+                seed=cfgmod.derive_seed(seed, "scores", method, window.id),
+                device=device,
+                threads=args.threads,
+                validation_fraction=float(params.get("validation_fraction", 0.2)),
                 progress=False,
-            )  # fmt: skip
+            )
         except Exception as exc:  # a benchmark reports a broken method and goes on
             out[method] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         m = evaluate_scores(scores)
-        out[method] = {"max_sic": m["max_sic"], "auc": m["auc"], "seconds": seconds, "cpu": cpu,
-                       "n_signal_sr": m["n_signal_sr"], "n_sr": m["n_sr"]}  # fmt: skip
-        print(f"  seed {seed} {method}: max SIC {m['max_sic']:.2f}, AUC {m['auc']:.3f}, "
-              f"{seconds:.1f} s wall, {cpu:.1f} s CPU", flush=True)  # fmt: skip
+        out[method] = {
+            "max_sic": m["max_sic"],
+            "auc": m["auc"],
+            "seconds": seconds,
+            "cpu": cpu,
+            "n_signal_sr": m["n_signal_sr"],
+            "n_sr": m["n_sr"],
+        }
+        print(
+            f"  seed {seed} {method}: max SIC {m['max_sic']:.2f}, AUC {m['auc']:.3f}, "
+            f"{seconds:.1f} s wall, {cpu:.1f} s CPU",
+            flush=True,
+        )
     return out
 
 
@@ -118,10 +136,14 @@ def markdown(results: list[dict[str, dict[str, Any]]], methods: list[str]) -> st
     CPU seconds (process time, all threads) are what a window costs on an otherwise idle core;
     wall seconds depend on what else the machine was doing.
     """
-    rows = ["| method | max SIC median [min, max] | AUC median | CPU s/window | wall s/window | seeds ok |",
-            "|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| method | max SIC median [min, max] | AUC median | CPU s/window | wall s/window | seeds ok |",
+        "|---|---|---|---|---|---|",
+    ]
     for method in methods:
-        ran = [r[method] for r in results if method in r]  # merged files: not every seed has every method
+        ran = [
+            r[method] for r in results if method in r
+        ]  # merged files: not every seed has every method
         ok = [r for r in ran if "error" not in r]
         if not ok:
             rows.append(f"| {method} | failed: {ran[0]['error'][:80]} | | | | 0/{len(ran)} |")
@@ -152,8 +174,12 @@ def main() -> None:
     p.add_argument("--mjj-correlation", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--fast", action="store_true", help="smaller models: a smoke test")
-    p.add_argument("--set", action="append", default=[],
-                   help="extra config, e.g. scores.cathode.flow.margin=0.001")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="extra config, e.g. scores.cathode.flow.margin=0.001",
+    )
     p.add_argument("--out", type=Path, help="also write the per-seed results here (JSON)")
     p.add_argument("--merge", type=Path, nargs="+", help="print one table from earlier --out files")
     args = p.parse_args()
@@ -162,9 +188,12 @@ def main() -> None:
         print(markdown(*merge_runs([json.loads(f.read_text()) for f in args.merge])))
         return
     methods = args.methods or available()
-    print(f"toy: {args.n_background} background, {args.n_inject} signal injected, "
-          f"mjj_correlation {args.mjj_correlation}; SR {SR[0]}-{SR[1]} TeV; "
-          f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}", flush=True)  # fmt: skip
+    print(
+        f"toy: {args.n_background} background, {args.n_inject} signal injected, "
+        f"mjj_correlation {args.mjj_correlation}; SR {SR[0]}-{SR[1]} TeV; "
+        f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}",
+        flush=True,
+    )
     results = [
         one_seed(s, args, methods) for s in range(args.first_seed, args.first_seed + args.seeds)
     ]
@@ -174,8 +203,14 @@ def main() -> None:
         print(f"\nSR of seed {args.first_seed}: {n_sr[0]} events, {n_sig[0]} of them signal\n")
     print(markdown(results, methods))
     if args.out:
-        write_json({"args": vars(args) | {"out": str(args.out), "merge": None},
-                    "methods": methods, "results": results}, args.out)  # fmt: skip
+        write_json(
+            {
+                "args": vars(args) | {"out": str(args.out), "merge": None},
+                "methods": methods,
+                "results": results,
+            },
+            args.out,
+        )
 
 
 if __name__ == "__main__":

@@ -49,8 +49,11 @@ def _child(path: str, n: int, batch_size: int) -> None:
     t = time.perf_counter()
     df = lhco_raw.process(path, 0, n, batch_size=batch_size, progress=False)
     elapsed = time.perf_counter() - t
-    print(json.dumps({"baseline_mb": base, "peak_mb": _peak_mb(), "seconds": elapsed,
-                      "kept": len(df)}))  # fmt: skip
+    print(
+        json.dumps(
+            {"baseline_mb": base, "peak_mb": _peak_mb(), "seconds": elapsed, "kept": len(df)}
+        )
+    )
 
 
 def _pythia(process: str, n: int) -> tuple[float, int]:
@@ -66,24 +69,34 @@ def main() -> None:
     p.add_argument("--n-qcd", type=int, default=300, help="Pythia QCD events generated")
     p.add_argument("--n-signal", type=int, default=150, help="Pythia W' events generated")
     p.add_argument("--n-raw", type=int, default=3000, help="events in the test-made raw file")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000, 3000],
-                   help="read batch sizes for the memory runs (rows read at once)")
+    p.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=[100, 1000, 3000],
+        help="read batch sizes for the memory runs (rows read at once)",
+    )
     p.add_argument("--child", nargs=3, metavar=("PATH", "N", "BATCH"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         _child(args.child[0], int(args.child[1]), int(args.child[2]))
         return
     logging.basicConfig(level=logging.WARNING)
-    print(f"one core (os.sched_getaffinity: {len(os.sched_getaffinity(0))} cores visible, "
-          f"load average {os.getloadavg()[0]:.2f})\n")  # fmt: skip
+    print(
+        f"one core (os.sched_getaffinity: {len(os.sched_getaffinity(0))} cores visible, "
+        f"load average {os.getloadavg()[0]:.2f})\n"
+    )
     print("| step | events | seconds | events/s | kept |")
     print("|---|---|---|---|---|")
     try:
         for process, n in (("qcd", args.n_qcd), ("signal", args.n_signal)):
             if n:
                 seconds, kept = _pythia(process, n)
-                print(f"| Pythia {process} (generate + cluster) | {n} | {seconds:.1f} | "
-                      f"{n / seconds:.0f} | {kept} ({100 * kept / n:.0f}%) |", flush=True)  # fmt: skip
+                print(
+                    f"| Pythia {process} (generate + cluster) | {n} | {seconds:.1f} | "
+                    f"{n / seconds:.0f} | {kept} ({100 * kept / n:.0f}%) |",
+                    flush=True,
+                )
     except Exception as exc:  # noqa: BLE001 - pythia8mc is an optional extra
         print(f"| Pythia | skipped: {exc} | | | |")
 
@@ -97,19 +110,29 @@ def main() -> None:
         for batch in args.batch_sizes:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", str(path), str(args.n_raw), str(batch)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             runs.append((batch, json.loads(out.stdout.strip().splitlines()[-1])))
         best = min(r["seconds"] for _, r in runs)
-        print(f"| raw LHCO file (read + cluster, {size_mb:.0f} MB file written in {write_s:.1f} s) | "
-              f"{args.n_raw} | {best:.1f} | {args.n_raw / best:.0f} | {runs[0][1]['kept']} |")  # fmt: skip
-        print("\nPeak memory of raw-file processing, fresh process per batch size "
-              f"({args.n_raw} events; a batch holds batch x 2101 x 8 bytes of particles):\n")
-        print("| read batch (rows) | batch array MB | RSS after imports MB | peak RSS MB | events/s |")
+        print(
+            f"| raw LHCO file (read + cluster, {size_mb:.0f} MB file written in {write_s:.1f} s) | "
+            f"{args.n_raw} | {best:.1f} | {args.n_raw / best:.0f} | {runs[0][1]['kept']} |"
+        )
+        print(
+            "\nPeak memory of raw-file processing, fresh process per batch size "
+            f"({args.n_raw} events; a batch holds batch x 2101 x 8 bytes of particles):\n"
+        )
+        print(
+            "| read batch (rows) | batch array MB | RSS after imports MB | peak RSS MB | events/s |"
+        )
         print("|---|---|---|---|---|")
         for batch, r in runs:
-            print(f"| {batch} | {batch * 2101 * 8 / 1e6:.0f} | {r['baseline_mb']:.0f} | "
-                  f"{r['peak_mb']:.0f} | {args.n_raw / r['seconds']:.0f} |")  # fmt: skip
+            print(
+                f"| {batch} | {batch * 2101 * 8 / 1e6:.0f} | {r['baseline_mb']:.0f} | "
+                f"{r['peak_mb']:.0f} | {args.n_raw / r['seconds']:.0f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,12 @@ def bin_means(edges: np.ndarray, total: float) -> np.ndarray:
     """Expected background per bin (20-point midpoint integral), ``total`` events over ``edges``."""
     sub = (np.arange(20) + 0.5) / 20
     widths = np.diff(edges)
-    dens = np.array([dijet(lo + w * sub, PARAMS).sum() * w / 20 for lo, w in zip(edges[:-1], widths, strict=True)])
+    dens = np.array(
+        [
+            dijet(lo + w * sub, PARAMS).sum() * w / 20
+            for lo, w in zip(edges[:-1], widths, strict=True)
+        ]
+    )
     return total * dens / dens.sum()
 
 
@@ -111,16 +116,36 @@ def p0_rows(p0: np.ndarray, model: str) -> list[tuple[str, str, str, str]]:
     """
     m = len(p0)
     up = p0 < 0.5
-    rows = [(f"P(local p0 < {alpha}), {model}", rate(int((p0 < alpha).sum()), m), f"{alpha}",
-             "asymptotic q0, background only") for alpha in (0.05, 0.01)]  # fmt: skip
+    rows = [
+        (
+            f"P(local p0 < {alpha}), {model}",
+            rate(int((p0 < alpha).sum()), m),
+            f"{alpha}",
+            "asymptotic q0, background only",
+        )
+        for alpha in (0.05, 0.01)
+    ]
     ks = stats.kstest(2 * p0[up], "uniform")
-    rows.append((f"KS p-value, 2 p0 uniform (p0 < 0.5), {model}", f"{ks.pvalue:.2f}", "> 0.01",
-                 f"{int(up.sum())} of {m} toys fluctuate up ({up.mean():.3f}, expected 0.5)"))  # fmt: skip
+    rows.append(
+        (
+            f"KS p-value, 2 p0 uniform (p0 < 0.5), {model}",
+            f"{ks.pvalue:.2f}",
+            "> 0.01",
+            f"{int(up.sum())} of {m} toys fluctuate up ({up.mean():.3f}, expected 0.5)",
+        )
+    )
     return rows
 
 
-def multibin_rows(args: argparse.Namespace, rng: np.random.Generator, edges: np.ndarray,
-                  sr: tuple[float, float], sr_mask: np.ndarray, mean: np.ndarray, s: float) -> list[tuple]:
+def multibin_rows(
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+    edges: np.ndarray,
+    sr: tuple[float, float],
+    sr_mask: np.ndarray,
+    mean: np.ndarray,
+    s: float,
+) -> list[tuple]:
     """Background-only p0, and pulls and median Z of an injected bump, of the multi-bin SR model.
 
     The signal shape of the test is the search's default Gaussian (``--resolution``); the bump
@@ -144,17 +169,27 @@ def multibin_rows(args: argparse.Namespace, rng: np.random.Generator, edges: np.
     n_g, b_g, var, _, _ = fit(rng.poisson(mean, size=(args.toys, mean.size)).astype(float))
     z0 = z_fast_multi(n_g, b_g, var, shape)
     rows = p0_rows(np.where(z0 > 0, stats.norm.sf(z0), 0.5), f"{args.sr_bins} SR bins")
-    n_g, b_g, var, b1, sig1 = fit(rng.poisson(mean + sig, size=(args.toys, mean.size)).astype(float))
+    n_g, b_g, var, b1, sig1 = fit(
+        rng.poisson(mean + sig, size=(args.toys, mean.size)).astype(float)
+    )
     s_hat, s_err = fit_signal_multi(n_g, b_g, var, shape)
     pull = (s_hat - s_sr) / s_err
     z_multi = z_fast_multi(n_g, b_g, var, shape)
     z_one = z_fast(n_g.sum(axis=1), b1, sig1)
     note = f"{args.sr_bins} SR bins, Gaussian bump sigma = {args.resolution:g} x {centre:g} TeV, {s_sr:.0f} events in the SR"
     return rows + [
-        (f"multi-bin pull of the fitted yield, s = {s_sr:.0f}: mean / width", f"{pull.mean():+.3f} / {pull.std():.3f}",
-         "0 / 1", note),
-        ("median Z_local: multi-bin / one bin", f"{np.median(z_multi):.2f} / {np.median(z_one):.2f}",
-         "multi-bin >= one bin", "same toys; a narrow bump gains from the shape"),
+        (
+            f"multi-bin pull of the fitted yield, s = {s_sr:.0f}: mean / width",
+            f"{pull.mean():+.3f} / {pull.std():.3f}",
+            "0 / 1",
+            note,
+        ),
+        (
+            "median Z_local: multi-bin / one bin",
+            f"{np.median(z_multi):.2f} / {np.median(z_one):.2f}",
+            "multi-bin >= one bin",
+            "same toys; a narrow bump gains from the shape",
+        ),
     ]
 
 
@@ -163,14 +198,26 @@ def main() -> None:
     p.add_argument("--toys", type=int, default=2000, help="toys of the p0 and pull checks")
     p.add_argument("--limit-toys", type=int, default=100, help="toys of the CLs coverage check")
     p.add_argument("--scan-toys", type=int, default=10000, help="toy scans of the global check")
-    p.add_argument("--gv-scans", type=int, default=None,
-                   help="scans Gross-Vitells may use (default: all, as the search does)")
+    p.add_argument(
+        "--gv-scans",
+        type=int,
+        default=None,
+        help="scans Gross-Vitells may use (default: all, as the search does)",
+    )
     p.add_argument("--sr-bins", type=int, default=4, help="SR bins of the multi-bin check")
-    p.add_argument("--resolution", type=float, default=0.02,
-                   help="relative width of the injected Gaussian bump of the multi-bin check")
+    p.add_argument(
+        "--resolution",
+        type=float,
+        default=0.02,
+        help="relative width of the injected Gaussian bump of the multi-bin check",
+    )
     p.add_argument("--events", type=float, default=20000, help="background events in the window")
-    p.add_argument("--signal", type=float, default=None,
-                   help="injected yield (default: twice the median expected 95%% limit)")
+    p.add_argument(
+        "--signal",
+        type=float,
+        default=None,
+        help="injected yield (default: twice the median expected 95%% limit)",
+    )
     p.add_argument("--pyhf-check", type=int, default=40, help="toys also tested with pyhf")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
@@ -191,19 +238,46 @@ def main() -> None:
     z = z_fast(n[ok], b[ok], sig[ok])
     p0 = np.where(z > 0, stats.norm.sf(z), 0.5)
     m = int(ok.sum())
-    rows.append(("fit success (background only)", f"{m}/{args.toys}", "all", f"b_true = {b_true:.1f} in the SR"))
+    rows.append(
+        (
+            "fit success (background only)",
+            f"{m}/{args.toys}",
+            "all",
+            f"b_true = {b_true:.1f} in the SR",
+        )
+    )
     rows += p0_rows(p0, "one SR bin")
     n_check = min(args.pyhf_check, m)
     dz = [abs(discovery(n[ok][i], b[ok][i], sig[ok][i])["z"] - z[i]) for i in range(n_check)]
-    rows.append(("max abs(z_pyhf - z_closed)", f"{max(dz, default=0):.2g}", "~0", f"{n_check} toys"))
+    rows.append(
+        ("max abs(z_pyhf - z_closed)", f"{max(dz, default=0):.2g}", "~0", f"{n_check} toys")
+    )
     resid = b[ok] - b_true
-    rows.append(("std(b - b_true) / median(sigma_b)", f"{resid.std() / np.median(sig[ok]):.3f}", "1",
-                 f"median sigma_b = {np.median(sig[ok]):.1f}"))
-    rows.append(("mean(b - b_true) / median(sigma_b)", f"{resid.mean() / np.median(sig[ok]):+.3f}",
-                 "0", "bias of the interpolation"))
+    rows.append(
+        (
+            "std(b - b_true) / median(sigma_b)",
+            f"{resid.std() / np.median(sig[ok]):.3f}",
+            "1",
+            f"median sigma_b = {np.median(sig[ok]):.1f}",
+        )
+    )
+    rows.append(
+        (
+            "mean(b - b_true) / median(sigma_b)",
+            f"{resid.mean() / np.median(sig[ok]):+.3f}",
+            "0",
+            "bias of the interpolation",
+        )
+    )
     pull0 = (n[ok] - b[ok]) / np.sqrt(b[ok] + sig[ok] ** 2)
-    rows.append(("pull, s = 0: mean / width", f"{pull0.mean():+.3f} / {pull0.std():.3f}", "0 / 1",
-                 "(n - b) / sqrt(b + sigma_b^2)"))
+    rows.append(
+        (
+            "pull, s = 0: mean / width",
+            f"{pull0.mean():+.3f} / {pull0.std():.3f}",
+            "0 / 1",
+            "(n - b) / sqrt(b + sigma_b^2)",
+        )
+    )
     timings.append(f"background-only fits: {time.perf_counter() - t0:.1f} s")
 
     # injected signal: by default twice the median expected limit, where CLs is nearly CLs+b
@@ -216,10 +290,22 @@ def main() -> None:
     n, b, sig = fit_toys(counts, edges, sr, sr_mask)
     ok = np.isfinite(b)
     pull = (n[ok] - b[ok] - s) / np.sqrt(b[ok] + s + sig[ok] ** 2)
-    rows.append((f"pull, s = {s:.0f}: mean / width", f"{pull.mean():+.3f} / {pull.std():.3f}",
-                 "0 / 1", "(n - b - s) / sqrt(b + s + sigma_b^2)"))
-    rows.append((f"median Z_local, s = {s:.0f}",
-                 f"{np.median(z_fast(n[ok], b[ok], sig[ok])):.2f}", "", "for scale"))
+    rows.append(
+        (
+            f"pull, s = {s:.0f}: mean / width",
+            f"{pull.mean():+.3f} / {pull.std():.3f}",
+            "0 / 1",
+            "(n - b - s) / sqrt(b + s + sigma_b^2)",
+        )
+    )
+    rows.append(
+        (
+            f"median Z_local, s = {s:.0f}",
+            f"{np.median(z_fast(n[ok], b[ok], sig[ok])):.2f}",
+            "",
+            "for scale",
+        )
+    )
     timings.append(f"signal fits: {time.perf_counter() - t0:.1f} s")
 
     # 4: CLs coverage
@@ -233,8 +319,14 @@ def main() -> None:
         limits = np.array([_limit(j) for j in jobs])
     good = np.isfinite(limits)
     k = int((limits[good] >= s).sum())
-    rows.append((f"CLs 95% coverage, s = {s:.0f}", rate(k, int(good.sum())), ">= 0.95",
-                 f"limit >= s; {int((~good).sum())} limit failures"))
+    rows.append(
+        (
+            f"CLs 95% coverage, s = {s:.0f}",
+            rate(k, int(good.sum())),
+            ">= 0.95",
+            f"limit >= s; {int((~good).sum())} limit failures",
+        )
+    )
     timings.append(f"CLs limits ({len(jobs)}): {time.perf_counter() - t0:.1f} s")
 
     # 5: global p-value at Z_local = 3 over 11 overlapping windows of one spectrum
@@ -246,7 +338,7 @@ def main() -> None:
         lo = 0.2 * w
         i0 = round(lo / WIDTH)
         sl = slice(i0, i0 + 32)  # 1.6 TeV span: 0.6 TeV sidebands around a 0.4 TeV SR
-        e = full[i0:i0 + 33]
+        e = full[i0 : i0 + 33]
         sr_w = (round(e[0] + 0.6, 6), round(e[0] + 1.0, 6))
         nominal = fit_sidebands(e, full_mean[sl], sr_w)
         windows.append((sl, e, sr_w, nominal))
@@ -258,35 +350,71 @@ def main() -> None:
         zc[okw, j] = z_fast(spectra[:, sl][:, inside].sum(axis=1)[okw], bw[okw], sw[okw])
     z_ref = 3.0
     corr = trials.global_significance(z_ref, zc.max(axis=1))
-    tests = [{"edges": e, "expected": nom.expected, "sr": sr_w, "start": nom.params}
-             for _sl, e, sr_w, nom in windows]
+    tests = [
+        {"edges": e, "expected": nom.expected, "sr": sr_w, "start": nom.params}
+        for _sl, e, sr_w, nom in windows
+    ]
     zi = trials.toy_scans(tests, args.scan_toys, args.seed + 1, n_jobs=1, progress=False)
     indep = trials.global_significance(z_ref, zi.max(axis=1))
     n_gv = args.scan_toys if args.gv_scans is None else args.gv_scans
     gv1 = trials.gross_vitells(zc[:n_gv], z_ref, method="single")
     gv = trials.gross_vitells(zc[:n_gv], z_ref)
     fmt = "{p_global:.4f} ± {p_global_err:.4f} (Z = {z_global:.2f})"
-    rows.append(("p_global(Z_loc = 3), correlated toys", fmt.format(**corr), "reference",
-                 f"{args.scan_toys} scans of one spectrum, 11 windows"))
-    rows.append(("p_global(Z_loc = 3), independent toys", fmt.format(**indep), ">= reference",
-                 "windows fluctuated separately, as trials.toy_scans"))
-    rows.append(("p_global(Z_loc = 3), Gross-Vitells, single level", f"{gv1['p_global']:.4f} (Z = {gv1['z_global']:.2f})",
-                 "~ reference", f"N0 = {gv1['N0']:.2f} from {gv1['n_scans']} scans, u0 = 1: exp(-u^2/2) extrapolation"))
-    rows.append(("p_global(Z_loc = 3), Gross-Vitells, fit (search)", f"{gv['p_global']:.4f} (Z = {gv['z_global']:.2f})",
-                 "~ reference", f"a exp(-u^2/2) + c P(z>u), a = {gv['smooth_coeff']:.2f}, c = {gv['lattice_coeff']:.2f}, "
-                 f"levels {gv['levels'][0]:g}-{gv['levels'][-1]:g}; ratio to correlated toys "
-                 f"{gv['p_global'] / corr['p_global']:.2f}"))
-    rows.append(("p_local(Z = 3) x 11 windows", f"{min(1.0, 11 * stats.norm.sf(z_ref)):.4f}",
-                 ">= reference", "Bonferroni bound"))
-    timings.append(f"global ({args.scan_toys} scans x 11 windows, twice): {time.perf_counter() - t0:.1f} s")
+    rows.append(
+        (
+            "p_global(Z_loc = 3), correlated toys",
+            fmt.format(**corr),
+            "reference",
+            f"{args.scan_toys} scans of one spectrum, 11 windows",
+        )
+    )
+    rows.append(
+        (
+            "p_global(Z_loc = 3), independent toys",
+            fmt.format(**indep),
+            ">= reference",
+            "windows fluctuated separately, as trials.toy_scans",
+        )
+    )
+    rows.append(
+        (
+            "p_global(Z_loc = 3), Gross-Vitells, single level",
+            f"{gv1['p_global']:.4f} (Z = {gv1['z_global']:.2f})",
+            "~ reference",
+            f"N0 = {gv1['N0']:.2f} from {gv1['n_scans']} scans, u0 = 1: exp(-u^2/2) extrapolation",
+        )
+    )
+    rows.append(
+        (
+            "p_global(Z_loc = 3), Gross-Vitells, fit (search)",
+            f"{gv['p_global']:.4f} (Z = {gv['z_global']:.2f})",
+            "~ reference",
+            f"a exp(-u^2/2) + c P(z>u), a = {gv['smooth_coeff']:.2f}, c = {gv['lattice_coeff']:.2f}, "
+            f"levels {gv['levels'][0]:g}-{gv['levels'][-1]:g}; ratio to correlated toys "
+            f"{gv['p_global'] / corr['p_global']:.2f}",
+        )
+    )
+    rows.append(
+        (
+            "p_local(Z = 3) x 11 windows",
+            f"{min(1.0, 11 * stats.norm.sf(z_ref)):.4f}",
+            ">= reference",
+            "Bonferroni bound",
+        )
+    )
+    timings.append(
+        f"global ({args.scan_toys} scans x 11 windows, twice): {time.perf_counter() - t0:.1f} s"
+    )
 
     # 6: multi-bin SR model with an injected Gaussian bump at the SR centre
     t0 = time.perf_counter()
     rows += multibin_rows(args, rng, edges, sr, sr_mask, mean, s)
     timings.append(f"multi-bin ({args.toys} toys): {time.perf_counter() - t0:.1f} s")
 
-    print(f"## Statistics validation (seed {args.seed}, {args.toys} toys, window 2.9-4.1 TeV, "
-          f"SR 3.3-3.7 TeV, {args.events:.0f} background events)\n")
+    print(
+        f"## Statistics validation (seed {args.seed}, {args.toys} toys, window 2.9-4.1 TeV, "
+        f"SR 3.3-3.7 TeV, {args.events:.0f} background events)\n"
+    )
     print("| check | measured | expected | note |")
     print("|---|---|---|---|")
     for r in rows:

@@ -163,8 +163,15 @@ def test_anode_cut_does_not_sculpt_the_sidebands():
     marginal = _cut_efficiency(df, run(df, "anode"), 0.1)
     neighbours = (marginal["below"] + marginal["above"]) / 2
     assert abs(marginal["sr"] / neighbours - 1) < 0.2, marginal
-    own = score_out_of_fold(get_scorer("anode"), {"flow": FLOW, "mjj_evaluation": "own"}, df,
-                            WINDOW, seed=11, threads=1, progress=False)  # fmt: skip
+    own = score_out_of_fold(
+        get_scorer("anode"),
+        {"flow": FLOW, "mjj_evaluation": "own"},
+        df,
+        WINDOW,
+        seed=11,
+        threads=1,
+        progress=False,
+    )
     own_eff = _cut_efficiency(df, own, 0.1)
     assert own_eff["sr"] < 0.6 * (own_eff["below"] + own_eff["above"]) / 2, own_eff
 

@@ -47,8 +47,17 @@ def test_pickled_column_is_never_unpickled(tmp_path):
     assert "pickle" in str(err.value)
     assert not marker.exists()
     # the user's path: one line, exit 2, nothing run, nothing written
-    proc = run_command(["-m", "anomalyhunt.data", "features", "--input", str(tmp_path / "evil.h5"),
-                        "--out", str(tmp_path / "f.parquet")])  # fmt: skip
+    proc = run_command(
+        [
+            "-m",
+            "anomalyhunt.data",
+            "features",
+            "--input",
+            str(tmp_path / "evil.h5"),
+            "--out",
+            str(tmp_path / "f.parquet"),
+        ]
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("anomalyhunt: error:")
     assert "payload" in proc.stderr and "Traceback" not in proc.stderr
@@ -110,8 +119,17 @@ def test_non_numeric_column_is_one_line_naming_it(tmp_path):
     with pytest.raises(AnomalyHuntError, match="column 'mj1' holds .* values, not numbers.*'n/a'"):
         compute_features(df, source="x")
     write_h5(df, tmp_path / "text.h5", format="table")
-    proc = run_command(["-m", "anomalyhunt.data", "features", "--input", str(tmp_path / "text.h5"),
-                        "--out", str(tmp_path / "f.parquet")])  # fmt: skip
+    proc = run_command(
+        [
+            "-m",
+            "anomalyhunt.data",
+            "features",
+            "--input",
+            str(tmp_path / "text.h5"),
+            "--out",
+            str(tmp_path / "f.parquet"),
+        ]
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "'mj1'" in proc.stderr and "not numbers" in proc.stderr
 
@@ -124,8 +142,17 @@ def test_label_outside_minus1_0_1_is_refused(tmp_path):
     df["label"] = 0
     df.loc[[2, 5], "label"] = 7
     write_h5(df, tmp_path / "labels.h5", format="fixed")
-    proc = run_command(["-m", "anomalyhunt.data", "features", "--input", str(tmp_path / "labels.h5"),
-                        "--out", str(tmp_path / "f.parquet")])  # fmt: skip
+    proc = run_command(
+        [
+            "-m",
+            "anomalyhunt.data",
+            "features",
+            "--input",
+            str(tmp_path / "labels.h5"),
+            "--out",
+            str(tmp_path / "f.parquet"),
+        ]
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "holds 7 in 2 events" in proc.stderr
     assert not (tmp_path / "f.parquet").exists()
@@ -133,8 +160,17 @@ def test_label_outside_minus1_0_1_is_refused(tmp_path):
 
 def test_empty_file_is_refused_at_the_features_stage(tmp_path):
     write_h5(lhco_frame().iloc[:0], tmp_path / "empty.h5", format="fixed")
-    proc = run_command(["-m", "anomalyhunt.data", "features", "--input", str(tmp_path / "empty.h5"),
-                        "--out", str(tmp_path / "f.parquet")])  # fmt: skip
+    proc = run_command(
+        [
+            "-m",
+            "anomalyhunt.data",
+            "features",
+            "--input",
+            str(tmp_path / "empty.h5"),
+            "--out",
+            str(tmp_path / "f.parquet"),
+        ]
+    )
     assert proc.returncode == 2 and "holds 0 events" in proc.stderr
     assert not (tmp_path / "f.parquet").exists()
 
@@ -168,13 +204,18 @@ def _run_summary(tmp_path, fits, window_ids, toys, monkeypatch):
 
     from anomalyhunt import cli, summary
 
-    monkeypatch.setattr(summary, "bumphunter_check", lambda *a, **k: {"status": "skipped in this test"})
+    monkeypatch.setattr(
+        summary, "bumphunter_check", lambda *a, **k: {"status": "skipped in this test"}
+    )
     run = tmp_path / "results" / "r"
     (run / "windows").mkdir(parents=True, exist_ok=True)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"run": "r", "summary": {"toys": toys}}))
-    meta = {"n_events": 1000, "n_injected": 0,
-            "windows": [{"id": w, "skipped": None} for w in window_ids]}  # fmt: skip
+    meta = {
+        "n_events": 1000,
+        "n_injected": 0,
+        "windows": [{"id": w, "skipped": None} for w in window_ids],
+    }
     (run / "windows.json").write_text(json.dumps(meta))
     paths = []
     for f in fits:
@@ -182,8 +223,18 @@ def _run_summary(tmp_path, fits, window_ids, toys, monkeypatch):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(f))
         paths.append(str(p))
-    argv = ["--config", str(config), "--windows", str(run / "windows.json"), "--fits", *paths,
-            "--out-dir", str(run), "--jobs", "1"]  # fmt: skip
+    argv = [
+        "--config",
+        str(config),
+        "--windows",
+        str(run / "windows.json"),
+        "--fits",
+        *paths,
+        "--out-dir",
+        str(run),
+        "--jobs",
+        "1",
+    ]
     return cli.run(summary.main, argv), run
 
 
@@ -209,7 +260,9 @@ def test_stale_windows_of_an_earlier_scan_are_named_and_marked(tmp_path, monkeyp
     assert rc == 0
     md = (run / "summary.md").read_text()
     assert "**stale outputs**: w03, w04" in md
-    assert (run / "windows" / "w03" / "STALE.md").exists() and (run / "windows" / "w04" / "STALE.md").exists()
+    assert (run / "windows" / "w03" / "STALE.md").exists() and (
+        run / "windows" / "w04" / "STALE.md"
+    ).exists()
     assert not (run / "windows" / "w00" / "STALE.md").exists()
     import json
 
@@ -220,8 +273,17 @@ def test_stale_windows_of_an_earlier_scan_are_named_and_marked(tmp_path, monkeyp
 
 
 def test_summary_where_nothing_was_tested_exits_non_zero(tmp_path, monkeypatch):
-    fits = [{"window": w, "method": "cwola", "sr": [3.0, 3.4], "centre": 3.2,
-             "skipped": "no scored events", "cuts": []} for w in ("w00", "w01")]  # fmt: skip
+    fits = [
+        {
+            "window": w,
+            "method": "cwola",
+            "sr": [3.0, 3.4],
+            "centre": 3.2,
+            "skipped": "no scored events",
+            "cuts": [],
+        }
+        for w in ("w00", "w01")
+    ]
     rc, run = _run_summary(tmp_path, fits, ["w00", "w01"], 50, monkeypatch)
     assert rc == 2
     assert "NOTHING WAS TESTED" in (run / "summary.md").read_text()
@@ -241,8 +303,19 @@ def _snakemake_n(workdir, *args: str):
     from tests.conftest import REPO
 
     (workdir / "config.yaml").write_text(yaml.safe_dump(TINY_DRY))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(workdir / "config.yaml"), "-n", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "-n",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
@@ -305,9 +378,13 @@ def test_every_readme_config_example_dry_runs(tmp_path, example):
 def test_command_line_strings_become_the_types_the_schema_wants():
     from anomalyhunt import config as cfgmod
 
-    given = {"summary": {"toys": "5000"}, "output": {"root": "true"}, "seed": "7",
-             "bumphunt": {"efficiencies": "[1.0, 0.1]", "bin_width": "0.1", "sr_bins": "2"},
-             "data": {"source": "file", "file": {"path": "x.h5", "tree": "null"}}}  # fmt: skip
+    given = {
+        "summary": {"toys": "5000"},
+        "output": {"root": "true"},
+        "seed": "7",
+        "bumphunt": {"efficiencies": "[1.0, 0.1]", "bin_width": "0.1", "sr_bins": "2"},
+        "data": {"source": "file", "file": {"path": "x.h5", "tree": "null"}},
+    }
     config = cfgmod.validate(cfgmod.coerce_strings(given))
     assert config["summary"]["toys"] == 5000 and config["output"]["root"] is True
     assert config["seed"] == 7 and config["bumphunt"]["efficiencies"] == [1.0, 0.1]
@@ -318,14 +395,25 @@ def test_command_line_strings_become_the_types_the_schema_wants():
 # --- case 6: cross-field checks when the config is loaded ------------------------------------
 
 
-@pytest.mark.parametrize(("settings", "keys"), [
-    ({"bumphunt": {"sr_bins": 9}}, ["bumphunt.sr_bins", "regions.sr_width", "bumphunt.bin_width"]),
-    ({"bumphunt": {"bin_width": 0.5, "sr_bins": 1}}, ["bumphunt.bin_width", "regions.sr_width"]),
-    ({"bumphunt": {"bin_width": 0.03}}, ["bumphunt.bin_width", "regions.sr_width"]),
-    ({"regions": {"n_inject": 5000}, "data": {"toy": {"n_signal": 4000}}},
-     ["regions.n_inject", "data.toy.n_signal"]),
-    ({"regions": {"n_inject": 200_000}, "data": {"source": "lhco"}}, ["regions.n_inject"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("settings", "keys"),
+    [
+        (
+            {"bumphunt": {"sr_bins": 9}},
+            ["bumphunt.sr_bins", "regions.sr_width", "bumphunt.bin_width"],
+        ),
+        (
+            {"bumphunt": {"bin_width": 0.5, "sr_bins": 1}},
+            ["bumphunt.bin_width", "regions.sr_width"],
+        ),
+        ({"bumphunt": {"bin_width": 0.03}}, ["bumphunt.bin_width", "regions.sr_width"]),
+        (
+            {"regions": {"n_inject": 5000}, "data": {"toy": {"n_signal": 4000}}},
+            ["regions.n_inject", "data.toy.n_signal"],
+        ),
+        ({"regions": {"n_inject": 200_000}, "data": {"source": "lhco"}}, ["regions.n_inject"]),
+    ],
+)
 def test_cross_field_errors_stop_at_load(tmp_path, settings, keys):
     import yaml
 

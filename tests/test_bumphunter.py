@@ -110,9 +110,18 @@ def test_summary_survives_misaligned_bins(tmp_path) -> None:
     out = summary.global_significance(fits, table, n_toys=20, seed=1, n_jobs=1, bumphunter_pe=50)
     assert out["bumphunter"]["status"].startswith("failed: AnomalyHuntError")
     assert "toys" in out and "gross_vitells" in out
-    record = {"run": "t", "data_source": "toy", "n_events": 1, "n_injected": 0,
-              "methods": ["cwola"], "efficiencies": [1.0], "n_windows": 3, "n_windows_skipped": 0,
-              "best": summary.best_row(table), "global": out}
+    record = {
+        "run": "t",
+        "data_source": "toy",
+        "n_events": 1,
+        "n_injected": 0,
+        "methods": ["cwola"],
+        "efficiencies": [1.0],
+        "n_windows": 3,
+        "n_windows_skipped": 0,
+        "best": summary.best_row(table),
+        "global": out,
+    }
     summary.write_markdown(record, table, tmp_path / "summary.md")
     assert "BumpHunter cross-check: failed" in (tmp_path / "summary.md").read_text()
 
@@ -124,5 +133,6 @@ def test_summary_line_when_it_works(tmp_path) -> None:
     assert bh["status"] == "ok" and bh["n_pe"] == 50
     line = summary._bumphunter_line(bh)
     assert line.startswith("- BumpHunter cross-check (50 pseudo-experiments") and "Z_local" in line
-    assert summary.global_significance(fits, table, n_toys=0, seed=1, n_jobs=1,
-                                       bumphunter_pe=0)["bumphunter"]["status"].startswith("skipped")
+    assert summary.global_significance(fits, table, n_toys=0, seed=1, n_jobs=1, bumphunter_pe=0)[
+        "bumphunter"
+    ]["status"].startswith("skipped")

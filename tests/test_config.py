@@ -62,8 +62,20 @@ def test_file_source_needs_a_path():
 def test_cli_reports_invalid_config_in_one_line(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("regions: {folds: 0}\n")
-    proc = run_command(["-m", "anomalyhunt.regions", "--config", str(bad), "--features", "x",
-                        "--out-events", "y", "--out-windows", "z"])
+    proc = run_command(
+        [
+            "-m",
+            "anomalyhunt.regions",
+            "--config",
+            str(bad),
+            "--features",
+            "x",
+            "--out-events",
+            "y",
+            "--out-windows",
+            "z",
+        ]
+    )
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if "error" in line]
     assert lines == [lines[0]] and "regions.folds" in lines[0]
@@ -110,9 +122,13 @@ def test_conda_envs_list_the_same_packages_as_pyproject():
             name = _name(dep)
             if name not in ("python", "pip"):
                 listed.add(CONDA_NAMES.get(name, name))
-    assert listed == wanted, f"only in envs: {listed - wanted}; only in pyproject: {wanted - listed}"
+    assert listed == wanted, (
+        f"only in envs: {listed - wanted}; only in pyproject: {wanted - listed}"
+    )
     optional = {_name(r) for reqs in project["optional-dependencies"].values() for r in reqs}
-    assert extras <= optional, f"pip extras in envs that no pyproject extra lists: {extras - optional}"
+    assert extras <= optional, (
+        f"pip extras in envs that no pyproject extra lists: {extras - optional}"
+    )
 
 
 def test_every_rule_uses_an_env_that_exists():
@@ -123,4 +139,7 @@ def test_every_rule_uses_an_env_that_exists():
 
 def test_schema_file_used_by_snakemake_is_the_package_schema():
     linked = REPO / "workflow" / "schemas" / "config.schema.yaml"
-    assert Path(linked).resolve() == (REPO / "src" / "anomalyhunt" / "schemas" / "config.schema.yaml").resolve()
+    assert (
+        Path(linked).resolve()
+        == (REPO / "src" / "anomalyhunt" / "schemas" / "config.schema.yaml").resolve()
+    )

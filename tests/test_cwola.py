@@ -142,8 +142,9 @@ def test_decorrelated_cwola_does_not_sculpt_a_bump():
     """location_scale removes most of the hump a 5% cut sculpts at the SR (not all: see docs)."""
 
     def sr_over_sb_efficiency(params: dict) -> float:
-        scores = score_out_of_fold(get_scorer("cwola"), params, df, WINDOW, seed=4, threads=1,
-                                   validation_fraction=0.2)
+        scores = score_out_of_fold(
+            get_scorer("cwola"), params, df, WINDOW, seed=4, threads=1, validation_fraction=0.2
+        )
         keep = scores["score"] >= scores["score"].quantile(0.95)
         sr = scores["region"] == SIGNAL_REGION
         return keep[sr].mean() / keep[~sr].mean()

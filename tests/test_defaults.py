@@ -73,8 +73,12 @@ def test_every_method_has_a_block_and_the_driver_its_default():
 
 def test_config_values_reach_the_classes():
     cfg = config.validate(
-        {"scores": {"cwola": {"classifier": "mlp", "ensemble": 2, "mlp": {"epochs": 7}},
-                    "cathode": {"flow": {"layers": 2}}}}  # fmt: skip
+        {
+            "scores": {
+                "cwola": {"classifier": "mlp", "ensemble": 2, "mlp": {"epochs": 7}},
+                "cathode": {"flow": {"layers": 2}},
+            }
+        }
     )
     cwola = get_scorer("cwola").from_config(cfg["scores"]["cwola"], seed=3)
     assert (cwola.classifier, cwola.ensemble, cwola.seed) == ("mlp", 2, 3)
@@ -96,7 +100,10 @@ def test_unknown_keys_are_a_clear_error():
         get_scorer("autoencoder").from_config({"hiden": [4]})
     # the driver's key is accepted from a method block, and taken by a class that uses it
     assert get_scorer("cwola").from_config({"validation_fraction": 0.3}).classifier == "hgb"
-    assert get_scorer("supervised").from_config({"validation_fraction": 0.3}).validation_fraction == 0.3
+    assert (
+        get_scorer("supervised").from_config({"validation_fraction": 0.3}).validation_fraction
+        == 0.3
+    )
 
 
 def test_bump_hunt_options_defaults_are_the_schemas():

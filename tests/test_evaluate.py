@@ -131,9 +131,18 @@ def test_evaluate_table_and_command(tmp_path):
     (tmp_path / "w01" / "cwola").mkdir(parents=True)
     _table(0).to_parquet(tmp_path / "w01" / "cwola" / "scores.parquet")
     _table(1).to_parquet(tmp_path / "b.parquet")
-    argv = ["--scores", str(tmp_path / "w01" / "cwola" / "scores.parquet"),
-            "--scores", f"other={tmp_path / 'b.parquet'}", "--out", str(tmp_path / "m.json"),
-            "--plot", str(tmp_path / "roc.png"), "--sculpt-plot", str(tmp_path / "sculpt.png")]  # fmt: skip
+    argv = [
+        "--scores",
+        str(tmp_path / "w01" / "cwola" / "scores.parquet"),
+        "--scores",
+        f"other={tmp_path / 'b.parquet'}",
+        "--out",
+        str(tmp_path / "m.json"),
+        "--plot",
+        str(tmp_path / "roc.png"),
+        "--sculpt-plot",
+        str(tmp_path / "sculpt.png"),
+    ]
     assert cli.run(main, argv) == 0
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert set(metrics["scores"]) == {"cwola/w01", "other"}

@@ -15,9 +15,22 @@ from anomalyhunt.errors import AnomalyHuntError
 
 def _event(**overrides: float) -> dict[str, float]:
     # jet 1: p = (1000, 0, 500) GeV, m = 100 GeV; jet 2: p = (-1000, 0, -300) GeV, m = 400 GeV
-    ev = dict(pxj1=1000.0, pyj1=0.0, pzj1=500.0, mj1=100.0, tau1j1=0.5, tau2j1=0.3, tau3j1=0.2,
-              pxj2=-1000.0, pyj2=0.0, pzj2=-300.0, mj2=400.0, tau1j2=0.4, tau2j2=0.1,
-              tau3j2=0.05)  # fmt: skip
+    ev = dict(
+        pxj1=1000.0,
+        pyj1=0.0,
+        pzj1=500.0,
+        mj1=100.0,
+        tau1j1=0.5,
+        tau2j1=0.3,
+        tau3j1=0.2,
+        pxj2=-1000.0,
+        pyj2=0.0,
+        pzj2=-300.0,
+        mj2=400.0,
+        tau1j2=0.4,
+        tau2j2=0.1,
+        tau3j2=0.05,
+    )
     ev.update(overrides)
     return ev
 
@@ -40,8 +53,9 @@ def test_mjj_massless_back_to_back_is_twice_the_energy() -> None:
 
 def test_features_order_jets_by_mass_and_use_tev() -> None:
     ev = _event()
-    swapped = {k.replace("j1", "jX").replace("j2", "j1").replace("jX", "j2"): v
-               for k, v in ev.items()}  # fmt: skip
+    swapped = {
+        k.replace("j1", "jX").replace("j2", "j1").replace("jX", "j2"): v for k, v in ev.items()
+    }
     f = compute_features(pd.DataFrame([ev, swapped]))
     assert list(f.columns) == list(FEATURE_COLUMNS)
     for _, row in f.iterrows():

@@ -70,8 +70,17 @@ def test_features_command_same_for_h5_and_root(events: pd.DataFrame, tmp_path: P
     write_hdf(events, tmp_path / "ev.h5")
     write_events_root(events, tmp_path / "ev.root", tree="Events")
     main(["features", "--input", str(tmp_path / "ev.h5"), "--out", str(tmp_path / "h5.parquet")])
-    main(["features", "--input", str(tmp_path / "ev.root"), "--tree", "Events",
-          "--out", str(tmp_path / "root.parquet")])  # fmt: skip
+    main(
+        [
+            "features",
+            "--input",
+            str(tmp_path / "ev.root"),
+            "--tree",
+            "Events",
+            "--out",
+            str(tmp_path / "root.parquet"),
+        ]
+    )
     a, b = read_parquet(tmp_path / "h5.parquet"), read_parquet(tmp_path / "root.parquet")
     pd.testing.assert_frame_equal(a, b)
     assert (a["label"] == 1).sum() == 300 and a["mjj"].between(1.5, 10).all()
@@ -96,10 +105,21 @@ def test_events_command_toy_is_seeded(tmp_path: Path) -> None:
 def test_cli_missing_file_is_one_line_exit_2(tmp_path: Path) -> None:
     missing = tmp_path / "missing.h5"
     proc = subprocess.run(
-        [sys.executable, "-m", "anomalyhunt.data", "features", "--input", str(missing),
-         "--out", str(tmp_path / "f.parquet")],
-        capture_output=True, text=True, cwd=REPO, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "anomalyhunt.data",
+            "features",
+            "--input",
+            str(missing),
+            "--out",
+            str(tmp_path / "f.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"anomalyhunt: error: {missing}: file not found"]
     assert not (tmp_path / "f.parquet").exists()
@@ -127,19 +147,43 @@ def _jagged_jets(events: pd.DataFrame, rng: np.random.Generator) -> ak.Array:
     for tag in ("j1", "j2"):
         px, py, pz = (events[f"{q}{tag}"].to_numpy() for q in ("px", "py", "pz"))
         pt = np.hypot(px, py)
-        per_jet[tag] = {"pt": pt, "eta": np.arcsinh(pz / pt), "phi": np.arctan2(py, px),
-                        "mass": events[f"m{tag}"].to_numpy(),
-                        **{f"tau{n}": events[f"tau{n}{tag}"].to_numpy() for n in (1, 2, 3)}}  # fmt: skip
+        per_jet[tag] = {
+            "pt": pt,
+            "eta": np.arcsinh(pz / pt),
+            "phi": np.arctan2(py, px),
+            "mass": events[f"m{tag}"].to_numpy(),
+            **{f"tau{n}": events[f"tau{n}{tag}"].to_numpy() for n in (1, 2, 3)},
+        }
     rows = []
     for i in range(len(events)):
         jets_i = [{k: float(v[i]) for k, v in per_jet[tag].items()} for tag in ("j1", "j2")]
         for _ in range(rng.integers(0, 3)):
-            jets_i.append({"pt": float(rng.uniform(20, 100)), "eta": 0.5, "phi": 1.0, "mass": 5.0,
-                           "tau1": 0.3, "tau2": 0.2, "tau3": 0.1})  # fmt: skip
+            jets_i.append(
+                {
+                    "pt": float(rng.uniform(20, 100)),
+                    "eta": 0.5,
+                    "phi": 1.0,
+                    "mass": 5.0,
+                    "tau1": 0.3,
+                    "tau2": 0.2,
+                    "tau3": 0.1,
+                }
+            )
         rng.shuffle(jets_i)
         rows.append(jets_i)
-    rows.append([{"pt": 1500.0, "eta": 0.0, "phi": 0.0, "mass": 50.0, "tau1": 0.2, "tau2": 0.1,
-                  "tau3": 0.05}])  # one event with a single jet: dropped  # fmt: skip
+    rows.append(
+        [
+            {
+                "pt": 1500.0,
+                "eta": 0.0,
+                "phi": 0.0,
+                "mass": 50.0,
+                "tau1": 0.2,
+                "tau2": 0.1,
+                "tau3": 0.05,
+            }
+        ]
+    )  # one event with a single jet: dropped
     return ak.Array(rows)
 
 
@@ -154,9 +198,18 @@ def test_root_jagged_jets_give_the_same_features(events: pd.DataFrame, tmp_path:
         f.mktree("Events", {"Jet": jets.type.content, "truth": np.int32}).extend(
             {"Jet": jets, "truth": label}
         )
-    mapping = {"pt": "Jet_pt", "eta": "Jet_eta", "phi": "Jet_phi", "mass": "Jet_mass",
-               "tau1": "Jet_tau1", "tau2": "Jet_tau2", "tau3": None}  # fmt: skip
-    got = read_files.read_root_events(path, jets=mapping, branches={"label": "truth"}, step_size=100)
+    mapping = {
+        "pt": "Jet_pt",
+        "eta": "Jet_eta",
+        "phi": "Jet_phi",
+        "mass": "Jet_mass",
+        "tau1": "Jet_tau1",
+        "tau2": "Jet_tau2",
+        "tau3": None,
+    }
+    got = read_files.read_root_events(
+        path, jets=mapping, branches={"label": "truth"}, step_size=100
+    )
     assert len(got) == len(small) and (got["tau3j1"] == 0).all()
     want = compute_features(small)
     have = compute_features(got)
@@ -173,5 +226,15 @@ def test_root_jagged_jets_give_the_same_features(events: pd.DataFrame, tmp_path:
         "    branches: {label: truth}\n    jets: {pt: Jet_pt, eta: Jet_eta, phi: Jet_phi, "
         "mass: Jet_mass, tau1: Jet_tau1, tau2: Jet_tau2}\n"
     )
-    main(["features", "--config", str(cfg), "--input", str(path), "--out", str(tmp_path / "f.parquet")])
+    main(
+        [
+            "features",
+            "--config",
+            str(cfg),
+            "--input",
+            str(path),
+            "--out",
+            str(tmp_path / "f.parquet"),
+        ]
+    )
     pd.testing.assert_frame_equal(read_parquet(tmp_path / "f.parquet"), want, rtol=1e-9)

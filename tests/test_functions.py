@@ -50,14 +50,24 @@ def test_formulas() -> None:
         rtol=1e-12,
     )
     assert {f.name: f.n_par for f in FUNCTIONS.values()} == {
-        "dijet3": 3, "dijet4": 4, "dijet5": 5, "ua2": 4, "ratio1": 1, "ratio2": 2, "ratio3": 3
+        "dijet3": 3,
+        "dijet4": 4,
+        "dijet5": 5,
+        "ua2": 4,
+        "ratio1": 1,
+        "ratio2": 2,
+        "ratio3": 3,
     }
 
 
 @pytest.mark.parametrize("name", [n for n, f in FUNCTIONS.items() if not f.ratio])
 def test_expected_is_the_bin_integral(name: str) -> None:
-    params = {"dijet3": [1, 10, 5], "dijet4": [1, 10, 5, 0.3], "dijet5": [1, 10, 5, 2, 1],
-              "ua2": [1, 5, 10, 20]}[name]
+    params = {
+        "dijet3": [1, 10, 5],
+        "dijet4": [1, 10, 5, 0.3],
+        "dijet5": [1, 10, 5, 2, 1],
+        "ua2": [1, 5, 10, 20],
+    }[name]
     function = get_function(name)
     fine = np.linspace(EDGES[0], EDGES[-1], (EDGES.size - 1) * 400 + 1)
     mid = 0.5 * (fine[1:] + fine[:-1])
@@ -209,7 +219,9 @@ def test_sparse_spectrum_is_flagged_and_fitted_with_few_parameters() -> None:
     assert res["chosen"] == "dijet3" and res["fits"]["dijet3"]["valid"]
     assert "at most 3 free parameters" in res["sparse_action"] and "dijet4" in res["sparse_action"]
     for name in ("dijet4", "dijet5"):
-        assert not res["fits"][name]["valid"] and res["fits"][name]["message"].startswith("not fitted")
+        assert not res["fits"][name]["valid"] and res["fits"][name]["message"].startswith(
+            "not fitted"
+        )
     assert res["f_tests"] == []
     json.dumps(res, allow_nan=False)
     one, fit = select_function(EDGES, sparse, SR, ("dijet4",))

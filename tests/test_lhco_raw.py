@@ -31,7 +31,9 @@ def events() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return lhco_raw.synthetic_events(N, seed=21, signal_fraction=0.2)
 
 
-def _frame(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, label: np.ndarray | None) -> pd.DataFrame:
+def _frame(
+    pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, label: np.ndarray | None
+) -> pd.DataFrame:
     """The published layout built by hand: columns pT0, eta0, phi0, pT1, ..., then the label."""
     cols = {}
     for i in range(lhco_raw.N_PARTICLES):
@@ -73,8 +75,9 @@ def test_chunked_equals_one_shot(raw_file: Path, one_shot: pd.DataFrame) -> None
     assert list(one_shot.columns) == [*LHCO_COLUMNS, "label"]
     batched = lhco_raw.process(raw_file, 0, N, batch_size=37, progress=False)
     pd.testing.assert_frame_equal(batched, one_shot)
-    parts = [lhco_raw.process(raw_file, a, a + 100, batch_size=64, progress=False)
-             for a in (0, 100, 200)]  # fmt: skip
+    parts = [
+        lhco_raw.process(raw_file, a, a + 100, batch_size=64, progress=False) for a in (0, 100, 200)
+    ]
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), one_shot)
 
 
@@ -83,26 +86,56 @@ def test_workflow_commands_match_the_features_file_path(
 ) -> None:
     """raw-chunk jobs + merge + features == clustering the same particles + features file."""
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("data:\n  source: lhco_raw\n  lhco_raw: {n_events: 300, chunk_size: 120, batch_size: 50}\n")
+    cfg.write_text(
+        "data:\n  source: lhco_raw\n  lhco_raw: {n_events: 300, chunk_size: 120, batch_size: 50}\n"
+    )
     chunks = []
     for k in range(3):
         chunks.append(str(tmp_path / f"chunk_{k}.h5"))
-        main(["raw-chunk", "--config", str(cfg), "--input", str(raw_file), "--chunk", str(k),
-              "--out", chunks[-1], "--no-progress"])  # fmt: skip
+        main(
+            [
+                "raw-chunk",
+                "--config",
+                str(cfg),
+                "--input",
+                str(raw_file),
+                "--chunk",
+                str(k),
+                "--out",
+                chunks[-1],
+                "--no-progress",
+            ]
+        )
     main(["merge", "--keep-order", "--inputs", *chunks, "--out", str(tmp_path / "raw_events.h5")])
-    main(["features", "--input", str(tmp_path / "raw_events.h5"),
-          "--out", str(tmp_path / "raw.parquet")])  # fmt: skip
+    main(
+        [
+            "features",
+            "--input",
+            str(tmp_path / "raw_events.h5"),
+            "--out",
+            str(tmp_path / "raw.parquet"),
+        ]
+    )
 
     # the same events through the existing path: four-vectors -> cluster -> LHCO features file
     pt, eta, phi, label = events
-    four = [jets.four_vectors_from_pt_eta_phi(pt[i][pt[i] > 0], eta[i][pt[i] > 0], phi[i][pt[i] > 0])
-            for i in range(N)]  # fmt: skip
+    four = [
+        jets.four_vectors_from_pt_eta_phi(pt[i][pt[i] > 0], eta[i][pt[i] > 0], phi[i][pt[i] > 0])
+        for i in range(N)
+    ]
     ref = jets.cluster_events(four, leading_pt_min=0.0)
     ref["label"] = label[np.asarray(ref.attrs["event"])]
     ref.attrs = {}
     write_hdf(ref, tmp_path / "events.features.h5")
-    main(["features", "--input", str(tmp_path / "events.features.h5"),
-          "--out", str(tmp_path / "ref.parquet")])  # fmt: skip
+    main(
+        [
+            "features",
+            "--input",
+            str(tmp_path / "events.features.h5"),
+            "--out",
+            str(tmp_path / "ref.parquet"),
+        ]
+    )
 
     a, b = read_parquet(tmp_path / "raw.parquet"), read_parquet(tmp_path / "ref.parquet")
     pd.testing.assert_frame_equal(a, b, rtol=1e-9)
@@ -113,8 +146,19 @@ def test_workflow_commands_match_the_features_file_path(
     # more events configured than the file holds: one clear line
     cfg.write_text("data:\n  source: lhco_raw\n  lhco_raw: {n_events: 301, chunk_size: 120}\n")
     with pytest.raises(AnomalyHuntError, match="has 300 events but 301 are configured"):
-        main(["raw-chunk", "--config", str(cfg), "--input", str(raw_file), "--chunk", "0",
-              "--out", str(tmp_path / "x.h5")])  # fmt: skip
+        main(
+            [
+                "raw-chunk",
+                "--config",
+                str(cfg),
+                "--input",
+                str(raw_file),
+                "--chunk",
+                "0",
+                "--out",
+                str(tmp_path / "x.h5"),
+            ]
+        )
     with pytest.raises(AnomalyHuntError, match="raw-chunk' jobs"):
         main(["events", "--config", str(cfg), "--out", str(tmp_path / "x.h5")])
 
@@ -141,7 +185,9 @@ def test_bad_files_are_one_clear_error(events: tuple, tmp_path: Path) -> None:
     _frame(pt[:5], eta[:5], phi[:5], label[:5]).to_hdf(tmp_path / "t.h5", key="df", format="table")
     with pytest.raises(AnomalyHuntError, match="not a DataFrame in 'fixed' format"):
         lhco_raw.read_rows(tmp_path / "t.h5", 0, 5)
-    _frame(pt[:5], eta[:5], phi[:5], label[:5]).to_hdf(tmp_path / "k.h5", key="other", format="fixed")
+    _frame(pt[:5], eta[:5], phi[:5], label[:5]).to_hdf(
+        tmp_path / "k.h5", key="other", format="fixed"
+    )
     with pytest.raises(AnomalyHuntError, match="no table 'df'"):
         lhco_raw.read_rows(tmp_path / "k.h5", 0, 5)
     bad = pt[:5].copy()
@@ -167,7 +213,10 @@ def test_resolve_and_download_without_md5(
     raw_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     spec = lhco_raw.resolve({"kind": "blackbox2", "chunk_size": 10})
-    assert spec["url"] == "https://zenodo.org/records/4536624/files/events_LHCO2020_BlackBox2.h5?download=1"
+    assert (
+        spec["url"]
+        == "https://zenodo.org/records/4536624/files/events_LHCO2020_BlackBox2.h5?download=1"
+    )
     assert spec["path"] == "resources/lhco/events_LHCO2020_BlackBox2.h5" and spec["md5"] is None
     assert lhco_raw.n_chunks({"kind": "rnd", "chunk_size": 50_000}) == 22
 
@@ -199,8 +248,9 @@ def test_zenodo_md5_reads_both_record_layouts(layout: str) -> None:
         assert lhco.zenodo_md5(url, "events_LHCO2020_BlackBox1.h5") == good
         with pytest.raises(AnomalyHuntError, match="lists no file events_LHCO2020_BlackBox2.h5"):
             lhco.zenodo_md5(url, "events_LHCO2020_BlackBox2.h5")
-    with _serving(b"<html>not json</html>") as api, pytest.raises(
-        AnomalyHuntError, match="could not read the Zenodo record"
+    with (
+        _serving(b"<html>not json</html>") as api,
+        pytest.raises(AnomalyHuntError, match="could not read the Zenodo record"),
     ):
         lhco.zenodo_md5(api.url, "events_LHCO2020_BlackBox1.h5")
 
@@ -211,7 +261,9 @@ def test_download_checks_the_md5_of_the_zenodo_record(
     """The record's md5 is used: the right one lets the file in, a wrong one keeps it out."""
     payload = raw_file.read_bytes()
     name = lhco_raw.RAW_FILES["rnd"].filename
-    assert lhco_raw.resolve({"kind": "rnd"})["record_url"] == "https://zenodo.org/api/records/4536377"
+    assert (
+        lhco_raw.resolve({"kind": "rnd"})["record_url"] == "https://zenodo.org/api/records/4536377"
+    )
     good = hashlib.md5(payload).hexdigest()
     for md5, ok in ((good, True), ("f" * 32, False)):
         out = tmp_path / f"got_{ok}.h5"

@@ -32,11 +32,21 @@ def raw_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]
     config = {
         "run": "raw",
         "seed": 3,
-        "data": {"source": "lhco_raw",
-                 "lhco_raw": {"path": str(workdir / "raw.h5"), "n_events": N, "chunk_size": 1000,
-                              "batch_size": 300}},  # fmt: skip
-        "regions": {"scan": {"min": 2.6, "max": 4.6}, "n_inject": 30, "folds": 2,
-                    "min_events": {"sr": 5, "sb": 10}},  # fmt: skip
+        "data": {
+            "source": "lhco_raw",
+            "lhco_raw": {
+                "path": str(workdir / "raw.h5"),
+                "n_events": N,
+                "chunk_size": 1000,
+                "batch_size": 300,
+            },
+        },
+        "regions": {
+            "scan": {"min": 2.6, "max": 4.6},
+            "n_inject": 30,
+            "folds": 2,
+            "min_events": {"sr": 5, "sb": 10},
+        },
         "scores": {"cwola": {"ensemble": 1, "hgb": {"max_iter": 20, "min_samples_leaf": 5}}},
         "bumphunt": {"efficiencies": [1.0, 0.1]},
         "summary": {"toys": 20},
@@ -52,7 +62,10 @@ def raw_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]
 def test_chunks_merge_in_file_order(raw_run: tuple[Path, np.ndarray]) -> None:
     workdir, label = raw_run
     out = workdir / "results" / "raw"
-    assert sorted(p.name for p in (out / "data" / "lhco_raw").glob("*.h5")) == ["chunk_0.h5", "chunk_1.h5"]
+    assert sorted(p.name for p in (out / "data" / "lhco_raw").glob("*.h5")) == [
+        "chunk_0.h5",
+        "chunk_1.h5",
+    ]
     events = pd.read_hdf(out / "data" / "lhco_raw_events.h5", "df")
     np.testing.assert_array_equal(events["label"].to_numpy(), label)  # file order, nothing dropped
     features = pd.read_parquet(out / "data" / "features.parquet")

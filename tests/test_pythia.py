@@ -86,14 +86,16 @@ def test_bad_arguments() -> None:
 
 def test_nsubjettiness_simple_cases() -> None:
     # two equal hard prongs: tau1 > 0, tau2 = 0 (each prong one particle, one axis each)
-    two = jets.four_vectors_from_pt_eta_phi(np.array([500.0, 500.0]), np.array([0.0, 0.0]),
-                                            np.array([-0.2, 0.2]))  # fmt: skip
+    two = jets.four_vectors_from_pt_eta_phi(
+        np.array([500.0, 500.0]), np.array([0.0, 0.0]), np.array([-0.2, 0.2])
+    )
     taus = jets.nsubjettiness(two)
     assert taus[0] == pytest.approx(0.2, rel=1e-6)  # each is 0.2 from the mid axis; / (sum pT R)
     assert taus[1] == 0.0 and taus[2] == 0.0
     # clustering keeps the leading-pT cut configurable
-    ev = jets.four_vectors_from_pt_eta_phi(np.array([900.0, 850.0]), np.array([0.1, -0.3]),
-                                           np.array([0.0, np.pi]))  # fmt: skip
+    ev = jets.four_vectors_from_pt_eta_phi(
+        np.array([900.0, 850.0]), np.array([0.1, -0.3]), np.array([0.0, np.pi])
+    )
     assert len(jets.cluster_events([ev])) == 0
     df = jets.cluster_events([ev], leading_pt_min=800.0)
     assert len(df) == 1 and df.mj1.iloc[0] == pytest.approx(0.0, abs=1e-6)
@@ -102,8 +104,12 @@ def test_nsubjettiness_simple_cases() -> None:
 def test_refined_axes_lower_tau_and_find_the_median() -> None:
     rng = np.random.default_rng(3)
     # two prongs of unequal pT with soft spray: refinement from poor axes never raises the sum
-    rap = np.concatenate([rng.normal(0.0, 0.05, 30), rng.normal(0.4, 0.05, 20), rng.normal(0.2, 0.3, 20)])
-    phi = np.concatenate([rng.normal(0.0, 0.05, 30), rng.normal(0.3, 0.05, 20), rng.normal(0.1, 0.3, 20)])
+    rap = np.concatenate(
+        [rng.normal(0.0, 0.05, 30), rng.normal(0.4, 0.05, 20), rng.normal(0.2, 0.3, 20)]
+    )
+    phi = np.concatenate(
+        [rng.normal(0.0, 0.05, 30), rng.normal(0.3, 0.05, 20), rng.normal(0.1, 0.3, 20)]
+    )
     pt = rng.exponential(10.0, len(rap))
     start = (np.array([0.2, 0.25]), np.array([0.1, 0.2]))
     _, _, dr0 = jets._distances(rap, phi, *start)
@@ -111,10 +117,16 @@ def test_refined_axes_lower_tau_and_find_the_median() -> None:
     assert total < np.sum(pt * dr0.min(axis=1))
     assert sorted(np.round(a_rap, 1)) == [0.0, 0.4]
     # three equal particles on a line: the beta = 1 one-axis optimum is the middle one
-    total, a_rap, a_phi = jets.refine_axes(np.array([-0.3, 0.0, 0.3]), np.zeros(3), np.ones(3),
-                                           np.array([0.05]), np.array([0.02]))  # fmt: skip
+    total, a_rap, a_phi = jets.refine_axes(
+        np.array([-0.3, 0.0, 0.3]), np.zeros(3), np.ones(3), np.array([0.05]), np.array([0.02])
+    )
     assert total == pytest.approx(0.6, rel=1e-3) and abs(a_rap[0]) < 1e-2
     # phi wraps around: particles either side of +-pi pull the axis across, not through 0
-    total, _, a_phi = jets.refine_axes(np.zeros(2), np.array([np.pi - 0.1, -np.pi + 0.1]),
-                                       np.ones(2), np.array([0.0]), np.array([3.0]))  # fmt: skip
+    total, _, a_phi = jets.refine_axes(
+        np.zeros(2),
+        np.array([np.pi - 0.1, -np.pi + 0.1]),
+        np.ones(2),
+        np.array([0.0]),
+        np.array([3.0]),
+    )
     assert total == pytest.approx(0.2, rel=1e-6) and abs(abs(a_phi[0]) - np.pi) < 0.1

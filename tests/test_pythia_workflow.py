@@ -28,8 +28,12 @@ PYTHIA_RUN = {
     "data": {
         "source": "pythia",
         # 400 / 200 -> 2 QCD chunks, 150 / 200 -> 1 signal chunk
-        "pythia": {"n_qcd": 400, "n_signal": 150, "chunk_size": 200,
-                   "signal": {"mjj": 3.5, "mx": MX, "my": 0.1}},  # fmt: skip
+        "pythia": {
+            "n_qcd": 400,
+            "n_signal": 150,
+            "chunk_size": 200,
+            "signal": {"mjj": 3.5, "mx": MX, "my": 0.1},
+        },
     },
     "regions": {
         "scan": {"min": 2.5, "max": 4.5},

@@ -15,8 +15,9 @@ from anomalyhunt.stats.functions import bin_masks, get_function, ratio_offset
 
 EDGES = np.round(np.arange(2.7, 4.3 + 1e-9, 0.05), 6)
 SR = (3.3, 3.7)
-WINDOW = Window.from_dict({"id": "w01", "sr": [3.3, 3.7], "sb_low": [2.7, 3.3], "sb_high": [3.7, 4.3],
-                           "centre": 3.5})
+WINDOW = Window.from_dict(
+    {"id": "w01", "sr": [3.3, 3.7], "sb_low": [2.7, 3.3], "sb_high": [3.7, 4.3], "centre": 3.5}
+)
 
 
 def uncut_spectrum(total: float = 5e5) -> np.ndarray:
@@ -82,8 +83,15 @@ def window_scores(seed: int, n_signal: int) -> pd.DataFrame:
     label = np.concatenate([np.zeros(m_bkg.size, int), np.ones(n_signal, int)])
     keep = (mjj > 2.7) & (mjj < 4.3)
     mjj, score, label = mjj[keep], score[keep], label[keep]
-    return pd.DataFrame({"mjj": mjj, "score": score, "label": label, "fold": rng.integers(0, 5, mjj.size),
-                         "region": WINDOW.region_of(mjj)})
+    return pd.DataFrame(
+        {
+            "mjj": mjj,
+            "score": score,
+            "label": label,
+            "fold": rng.integers(0, 5, mjj.size),
+            "region": WINDOW.region_of(mjj),
+        }
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -107,15 +115,27 @@ def sloped_window(rng: np.random.Generator, n: int) -> pd.DataFrame:
     u = rng.uniform(size=n)
     mjj = (lo**-5 + u * (hi**-5 - lo**-5)) ** (-1 / 5)  # dN/dm ~ m^-6
     score = rng.normal(size=n) + 0.8 * np.log(mjj / 3.5)
-    return pd.DataFrame({"mjj": mjj, "score": score, "label": np.zeros(n, dtype=int),
-                         "fold": rng.integers(0, 5, n), "region": WINDOW.region_of(mjj)})
+    return pd.DataFrame(
+        {
+            "mjj": mjj,
+            "score": score,
+            "label": np.zeros(n, dtype=int),
+            "fold": rng.integers(0, 5, n),
+            "region": WINDOW.region_of(mjj),
+        }
+    )
 
 
 def test_choice_uncertainty_is_the_next_function_s_difference() -> None:
     scores = sloped_window(np.random.default_rng(5), 200_000)
-    with_, = bh.hunt(scores, WINDOW, [0.002], 0.05, bh.HuntOptions(spurious=False, limits=False))
-    without, = bh.hunt(scores, WINDOW, [0.002], 0.05,
-                       bh.HuntOptions(spurious=False, limits=False, choice_uncertainty=False))
+    (with_,) = bh.hunt(scores, WINDOW, [0.002], 0.05, bh.HuntOptions(spurious=False, limits=False))
+    (without,) = bh.hunt(
+        scores,
+        WINDOW,
+        [0.002],
+        0.05,
+        bh.HuntOptions(spurious=False, limits=False, choice_uncertainty=False),
+    )
     choice = with_["function_choice"]
     assert choice["chosen"] == "ratio2" and choice["alternative"] == "ratio3"
     assert without["fit"]["choice_shift"] is None and without["sr_model"]["choice_shift"] is None
@@ -137,7 +157,7 @@ def test_local_p_values_uniform_at_a_sparse_cut() -> None:
     u = []
     for seed in range(150):
         scores = sloped_window(np.random.default_rng(1000 + seed), 400_000)
-        cut, = bh.hunt(scores, WINDOW, [1e-4], 0.05, bh.HuntOptions(spurious=False, limits=False))
+        (cut,) = bh.hunt(scores, WINDOW, [1e-4], 0.05, bh.HuntOptions(spurious=False, limits=False))
         if cut["z"] is not None and cut["z"] > 0:
             u.append(2 * cut["p0"])
     u = np.asarray(u)

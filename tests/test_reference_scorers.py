@@ -100,8 +100,14 @@ def test_supervised_far_from_the_signal_tests_a_wprime_at_the_window(config):
     sig = sim.signal(500, 0.5, 0.1, mjj=far.centre)
     assert ((sig.mjj > far.sr[0]) & (sig.mjj < far.sr[1])).all()
     bkg = sim.background(2000)
-    score = sup.score(WindowData(np.concatenate([sig.X, bkg.X]), np.r_[sig.mjj, bkg.mjj],
-                                 np.r_[sig.region, bkg.region], np.r_[sig.label, bkg.label]))
+    score = sup.score(
+        WindowData(
+            np.concatenate([sig.X, bkg.X]),
+            np.r_[sig.mjj, bkg.mjj],
+            np.r_[sig.region, bkg.region],
+            np.r_[sig.label, bkg.label],
+        )
+    )
     assert roc_auc_score(np.r_[np.ones(500), np.zeros(2000)], score) > 0.9
 
 
@@ -129,8 +135,20 @@ def test_refuses_without_simulation(config, events, tmp_path):
             cls(**HGB).fit(data, data)
     # the stage command stops with one clear line before touching any input
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"source": "lhco"}}))
-    argv = ["--config", str(tmp_path / "c.yaml"), "--events", "x", "--windows", "y",
-            "--window", "w03", "--method", "idealized", "--out", str(tmp_path / "s.parquet")]  # fmt: skip
+    argv = [
+        "--config",
+        str(tmp_path / "c.yaml"),
+        "--events",
+        "x",
+        "--windows",
+        "y",
+        "--window",
+        "w03",
+        "--method",
+        "idealized",
+        "--out",
+        str(tmp_path / "s.parquet"),
+    ]
     assert cli.run(scores_main, argv) == 2
 
 
@@ -148,9 +166,20 @@ def test_stage_command_binds_the_simulation(config, events, tmp_path):
     }
     (tmp_path / "windows.json").write_text(json.dumps({"windows": [win]}))
     out = tmp_path / "scores.parquet"
-    argv = ["--config", str(tmp_path / "c.yaml"), "--events", str(tmp_path / "events.parquet"),
-            "--windows", str(tmp_path / "windows.json"), "--window", "w03",
-            "--method", "idealized", "--out", str(out)]  # fmt: skip
+    argv = [
+        "--config",
+        str(tmp_path / "c.yaml"),
+        "--events",
+        str(tmp_path / "events.parquet"),
+        "--windows",
+        str(tmp_path / "windows.json"),
+        "--window",
+        "w03",
+        "--method",
+        "idealized",
+        "--out",
+        str(out),
+    ]
     assert cli.run(scores_main, argv) == 0
     scores = read_parquet(out)
     assert len(scores) == int((WINDOW.region_of(sub["mjj"]) > 0).sum())

@@ -14,7 +14,9 @@ def _features(n_bkg: int, n_sig: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     n = n_bkg + n_sig
     df = pd.DataFrame({c: rng.random(n) for c in FEATURE_COLUMNS[1:-1]})
-    df.insert(0, "mjj", np.concatenate([2.7 + rng.exponential(0.5, n_bkg), rng.normal(3.5, 0.1, n_sig)]))
+    df.insert(
+        0, "mjj", np.concatenate([2.7 + rng.exponential(0.5, n_bkg), rng.normal(3.5, 0.1, n_sig)])
+    )
     df["label"] = np.concatenate([np.zeros(n_bkg), np.ones(n_sig)]).astype(np.int8)
     return df
 
@@ -23,7 +25,9 @@ def test_default_windows_tile_the_scan():
     cfg = config.validate({})
     wins = regions.windows(cfg["regions"])
     assert [w.id for w in wins][:2] == ["w00", "w01"]
-    assert wins[1].sr == (3.3, 3.7) and wins[1].sb_low == (2.7, 3.3) and wins[1].sb_high == (3.7, 4.3)
+    assert (
+        wins[1].sr == (3.3, 3.7) and wins[1].sb_low == (2.7, 3.3) and wins[1].sb_high == (3.7, 4.3)
+    )
     assert wins[0].sb_low[0] >= cfg["regions"]["scan"]["min"]
     assert wins[-1].sb_high[1] <= cfg["regions"]["scan"]["max"] + 1e-9
     assert np.allclose(np.diff([w.centre for w in wins]), cfg["regions"]["step"])
@@ -42,7 +46,9 @@ def test_injection_keeps_all_background_and_n_signal(n_inject):
     assert (data["label"] == 0).sum() == 20_000
     assert (data["label"] == 1).sum() == n_inject
     assert data["event_id"].is_unique
-    np.testing.assert_array_equal(feats.loc[data["event_id"], "mjj"].to_numpy(), data["mjj"].to_numpy())
+    np.testing.assert_array_equal(
+        feats.loc[data["event_id"], "mjj"].to_numpy(), data["mjj"].to_numpy()
+    )
     assert not (np.diff(data["event_id"].to_numpy()) > 0).all(), "sample must be shuffled"
 
 

@@ -110,8 +110,10 @@ def job_running(workdir: Path, command: str) -> bool:
     """
     for proc in Path("/proc").iterdir():
         try:
-            if (command in (proc / "cmdline").read_bytes().decode(errors="replace")
-                    and (proc / "cwd").resolve() == workdir.resolve()):
+            if (
+                command in (proc / "cmdline").read_bytes().decode(errors="replace")
+                and (proc / "cwd").resolve() == workdir.resolve()
+            ):
                 return True
         except OSError:
             continue
@@ -135,9 +137,22 @@ def test_the_laptop_profile_is_found_and_an_interrupted_run_resumes(tiny_run):
 
     target = RUN / "windows" / "w01" / "cwola" / "scores.parquet"
     # the target first: after --forcerun (which takes several values) it would be read as a rule
-    cmd = [sys.executable, "-m", "snakemake", str(target), "-s", str(REPO / "Snakefile"),
-           "-d", str(tiny_run), "--configfile", str(tiny_run / "config.yaml"), "--cores", "1",
-           "--forcerun", "scores"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        str(target),
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(tiny_run),
+        "--configfile",
+        str(tiny_run / "config.yaml"),
+        "--cores",
+        "1",
+        "--forcerun",
+        "scores",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not job_running(tiny_run, "--window w01 --method cwola"):

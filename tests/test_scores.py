@@ -247,7 +247,9 @@ def test_mlp_early_stopping_restores_best_epoch():
     # the weights in the model are those of the best epoch: its class-weighted validation loss,
     # measured independently, is the smallest in the history
     p = m.predict_proba(Xv)
-    assert log_loss(yv, p, sample_weight=balanced_weights(yv)) == pytest.approx(min(losses), rel=1e-6)
+    assert log_loss(yv, p, sample_weight=balanced_weights(yv)) == pytest.approx(
+        min(losses), rel=1e-6
+    )
 
 
 def test_mlp_load_rejects_foreign_file(tmp_path):

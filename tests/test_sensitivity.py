@@ -16,7 +16,9 @@ from tests.test_workflow import TINY, snakemake
 
 def test_oracle_z_is_the_poisson_discovery_formula():
     # n = 150 over an exactly known b = 100: Z = sqrt(2 (n ln(n/b) - (n - b)))
-    assert sensitivity.oracle_z(150, 100) == pytest.approx(math.sqrt(2 * (150 * math.log(1.5) - 50)))
+    assert sensitivity.oracle_z(150, 100) == pytest.approx(
+        math.sqrt(2 * (150 * math.log(1.5) - 50))
+    )
     assert sensitivity.oracle_z(90, 100) == 0.0
 
 
@@ -30,8 +32,13 @@ def test_point_config_changes_only_seed_injection_and_toys():
 
 
 def test_reach_is_the_lowest_count_whose_median_crosses_three():
-    med = pd.DataFrame({"method": ["cwola"] * 4 + ["idealized"] * 4, "n_inject": [0, 250, 500, 1000] * 2,
-                        "z_global_median": [0.1, 2.9, 3.1, 4.0, 0.2, 1.0, 1.5, 2.0]})
+    med = pd.DataFrame(
+        {
+            "method": ["cwola"] * 4 + ["idealized"] * 4,
+            "n_inject": [0, 250, 500, 1000] * 2,
+            "z_global_median": [0.1, 2.9, 3.1, 4.0, 0.2, 1.0, 1.5, 2.0],
+        }
+    )
     assert sensitivity.reach(med) == {"cwola": 500, "idealized": None}
 
 
@@ -48,8 +55,11 @@ def test_sensitivity_target_finds_the_injected_signal(tmp_path):
     points = {p["n_inject"]: p for p in result["points"]}
     # the window that holds the injected signal, its S/B from the point's own summary
     summary = json.loads((tmp_path / "results" / "tiny-sens-s3-i600" / "summary.json").read_text())
-    uncut = next(r for r in summary["local"] if r["window"] == result["signal_window"]
-                 and r["efficiency"] == 1.0)
+    uncut = next(
+        r
+        for r in summary["local"]
+        if r["window"] == result["signal_window"] and r["efficiency"] == 1.0
+    )
     s = uncut["n_signal_sr"]
     assert s > 300
     assert points[600]["s_over_b"] == pytest.approx(s / (uncut["n_obs"] - s))

@@ -22,7 +22,9 @@ SR_MASK = (EDGES[:-1] >= SR[0] - 1e-9) & (EDGES[1:] <= SR[1] + 1e-9)
 
 def background(n_total: float) -> np.ndarray:
     fine = np.linspace(EDGES[0], EDGES[-1], 24 * 100 + 1)
-    dens = get_function("dijet4").density(0.5 * (fine[1:] + fine[:-1]), np.array([1.0, 10.0, 5.0, 0.0])) * np.diff(fine)
+    dens = get_function("dijet4").density(
+        0.5 * (fine[1:] + fine[:-1]), np.array([1.0, 10.0, 5.0, 0.0])
+    ) * np.diff(fine)
     per_bin = dens.reshape(24, 100).sum(axis=1)
     return n_total * per_bin / per_bin.sum()
 
@@ -150,7 +152,9 @@ def test_eigen_variations_reproduce_the_covariance() -> None:
     np.testing.assert_allclose(eigen_variations(np.array([[4.0]])), [[2.0]])
 
 
-@pytest.mark.parametrize(("n", "b", "sigma"), [(130, 100, 8), (1000, 900, 40), (50, 60, 5), (300, 100, 10)])
+@pytest.mark.parametrize(
+    ("n", "b", "sigma"), [(130, 100, 8), (1000, 900, 40), (50, 60, 5), (300, 100, 10)]
+)
 def test_one_bin_multibin_model_is_the_closed_form(n: float, b: float, sigma: float) -> None:
     from anomalyhunt.stats.significance import discovery_multi, z_fast_multi
 
@@ -158,8 +162,9 @@ def test_one_bin_multibin_model_is_the_closed_form(n: float, b: float, sigma: fl
     multi = discovery_multi(np.array([n]), np.array([b]), np.array([[sigma**2]]), np.array([1.0]))
     assert multi["z"] == pytest.approx(float(z), abs=1e-5)
     assert multi["z"] == pytest.approx(discovery(n, b, sigma)["z"], abs=1e-5)
-    assert z_fast_multi(np.array([[n]]), np.array([[b]]), np.array([[[sigma]]]), np.array([1.0]))[0] == (
-        pytest.approx(float(z), abs=1e-9))
+    assert z_fast_multi(np.array([[n]]), np.array([[b]]), np.array([[[sigma]]]), np.array([1.0]))[
+        0
+    ] == (pytest.approx(float(z), abs=1e-9))
 
 
 def test_multibin_closed_form_agrees_with_pyhf_and_recovers_a_bump() -> None:
@@ -175,7 +180,9 @@ def test_multibin_closed_form_agrees_with_pyhf_and_recovers_a_bump() -> None:
     for _ in range(3):
         n = rng.poisson(b + 40 * shape).astype(float)
         ref = discovery_multi(n, b, cov, shape)
-        assert z_fast_multi(n[None], b[None], var[None], shape)[0] == pytest.approx(ref["z"], abs=1e-4)
+        assert z_fast_multi(n[None], b[None], var[None], shape)[0] == pytest.approx(
+            ref["z"], abs=1e-4
+        )
         s_hat, _ = fit_signal_multi(n[None], b[None], var[None], shape)
         assert s_hat[0] == pytest.approx(ref["signal_hat"], abs=1e-3 * max(1.0, ref["signal_hat"]))
     # pulls of an injected yield: toys fluctuate data and the background prediction alike

@@ -46,8 +46,18 @@ def profile() -> dict:
 
 
 def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-            "--configfile", str(workdir / "config.yaml"), *args]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
 
 
 def tiny_workdir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
@@ -59,7 +69,8 @@ def tiny_workdir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
 def require_plugin() -> None:
     """The profile names the slurm executor: without its plugin nothing here can run."""
     assert importlib.util.find_spec("snakemake_executor_plugin_slurm") is not None, (
-        "snakemake-executor-plugin-slurm is not installed: pip install -e '.[test]' (or '.[slurm]')")
+        "snakemake-executor-plugin-slurm is not installed: pip install -e '.[test]' (or '.[slurm]')"
+    )
 
 
 def job_blocks(text: str) -> dict[str, list[dict[str, str]]]:
@@ -99,14 +110,25 @@ def test_dry_run_with_the_slurm_profile_lists_jobs_and_resources(tmp_path_factor
     # --cores 2: a dry run otherwise caps threads at 1, which would hide cpus_per_gpu = threads
     proc = subprocess.run(
         snakemake_cmd(workdir, "--workflow-profile", str(PROFILE), "-n", "--cores", "2"),
-        capture_output=True, text=True, timeout=300, cwd=workdir)
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=workdir,
+    )
     text = proc.stdout + proc.stderr
     assert proc.returncode == 0, text[-5000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", text, flags=re.M))
-    assert {k: counts.get(k) for k in ("toy_events", "features", "regions", "scores", "bumphunt",
-                                       "summary")} == {
-        "toy_events": "1", "features": "1", "regions": "1", "scores": "3", "bumphunt": "3",
-        "summary": "1"}, text[-3000:]
+    assert {
+        k: counts.get(k)
+        for k in ("toy_events", "features", "regions", "scores", "bumphunt", "summary")
+    } == {
+        "toy_events": "1",
+        "features": "1",
+        "regions": "1",
+        "scores": "3",
+        "bumphunt": "3",
+        "summary": "1",
+    }, text[-3000:]
     assert counts.get("evaluate") == "3", text[-3000:]
     # the three per-window fits and three evaluations (six jobs) form two group jobs
     # (group-components bumphunt: 5)
@@ -162,27 +184,54 @@ def runs(cluster, tmp_path_factory) -> dict:
     local_log = (local_dir / "snakemake.out").open("w")
     t0 = time.monotonic()
     local = subprocess.Popen(
-        ["timeout", "-k", "30", str(LOCAL_RUN_LIMIT),
-         *snakemake_cmd(local_dir, "--cores", "2")],
-        stdout=local_log, stderr=subprocess.STDOUT, cwd=local_dir, env=env)
+        ["timeout", "-k", "30", str(LOCAL_RUN_LIMIT), *snakemake_cmd(local_dir, "--cores", "2")],
+        stdout=local_log,
+        stderr=subprocess.STDOUT,
+        cwd=local_dir,
+        env=env,
+    )
     local_end: list[float] = []  # when the local run ended (it may end before the Slurm run)
     waiter = threading.Thread(target=lambda: (local.wait(), local_end.append(time.monotonic())))
     waiter.start()
     # --max-threads 2: the summary rule asks for 4 threads, more than this node's CPUs
     # (the local run caps it the same way, through --cores 2).
     slurm = subprocess.run(
-        ["timeout", "-k", "30", str(SLURM_RUN_LIMIT),
-         *snakemake_cmd(slurm_dir, "--workflow-profile", str(PROFILE), "--max-threads", "2",
-                        "--slurm-keep-successful-logs")],
-        capture_output=True, text=True, cwd=slurm_dir, env=env, timeout=SLURM_RUN_LIMIT + 60)
+        [
+            "timeout",
+            "-k",
+            "30",
+            str(SLURM_RUN_LIMIT),
+            *snakemake_cmd(
+                slurm_dir,
+                "--workflow-profile",
+                str(PROFILE),
+                "--max-threads",
+                "2",
+                "--slurm-keep-successful-logs",
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=slurm_dir,
+        env=env,
+        timeout=SLURM_RUN_LIMIT + 60,
+    )
     slurm_seconds = time.monotonic() - t0
     waiter.join(timeout=LOCAL_RUN_LIMIT + 60)
     local_log.close()
     local_seconds = local_end[0] - t0 if local_end else float("nan")
-    print(f"\ntiny config, both at once on the same 2 CPUs: through Slurm {slurm_seconds:.0f} s "
-          f"(rc {slurm.returncode}), local --cores 2 {local_seconds:.0f} s (rc {local.returncode})")
-    return {"cluster": cluster, "slurm_dir": slurm_dir, "slurm": slurm, "local_dir": local_dir,
-            "local_rc": local.returncode, "local_out": (local_dir / "snakemake.out").read_text()}
+    print(
+        f"\ntiny config, both at once on the same 2 CPUs: through Slurm {slurm_seconds:.0f} s "
+        f"(rc {slurm.returncode}), local --cores 2 {local_seconds:.0f} s (rc {local.returncode})"
+    )
+    return {
+        "cluster": cluster,
+        "slurm_dir": slurm_dir,
+        "slurm": slurm,
+        "local_dir": local_dir,
+        "local_rc": local.returncode,
+        "local_out": (local_dir / "snakemake.out").read_text(),
+    }
 
 
 def test_the_workflow_runs_through_slurm(runs):
@@ -197,8 +246,16 @@ def test_the_workflow_runs_through_slurm(runs):
     groups = [r for r in rules if r.startswith("rule_bumphunt_")]
     assert len(groups) == 2 and any("evaluate" in g for g in groups), rules
     assert sorted(r for r in rules if r not in groups) == sorted(
-        ["rule_toy_events", "rule_features", "rule_regions", "rule_scores", "rule_scores",
-         "rule_scores", "rule_summary"]), rules
+        [
+            "rule_toy_events",
+            "rule_features",
+            "rule_regions",
+            "rule_scores",
+            "rule_scores",
+            "rule_scores",
+            "rule_summary",
+        ]
+    ), rules
     assert {j["JobState"] for j in jobs} == {"COMPLETED"}, jobs
     for job in jobs:
         gpu = "gpu:1" in job.get("TresPerJob", "")
@@ -219,5 +276,6 @@ def test_slurm_and_local_results_are_identical(runs):
     assert slurm_summary["best"] == local_summary["best"]
     for window in WINDOWS:
         for_window = Path("windows") / window / "cwola" / "fit.json"
-        assert (json.loads((slurm_out / for_window).read_text())
-                == json.loads((local_out / for_window).read_text())), window
+        assert json.loads((slurm_out / for_window).read_text()) == json.loads(
+            (local_out / for_window).read_text()
+        ), window

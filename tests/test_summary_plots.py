@@ -17,7 +17,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def _bin_means(edges: np.ndarray, n_total: float) -> np.ndarray:
     mid = 0.5 * (edges[1:] + edges[:-1])
-    return n_total * get_function("dijet4").density(mid, np.array([1.0, 10.0, 5.0, 0.0])) * np.diff(edges)
+    return (
+        n_total
+        * get_function("dijet4").density(mid, np.array([1.0, 10.0, 5.0, 0.0]))
+        * np.diff(edges)
+    )
 
 
 def make_fits(
@@ -56,28 +60,73 @@ def make_fits(
             z = float(z_fast(np.array([n_obs]), np.array([b]), np.array([sigma_b]))[0])
             exp = 2.0 * np.sqrt(b + sigma_b**2)
             band = [exp * f for f in (0.55, 0.72, 1.0, 1.4, 1.9)]
-            cuts.append({
-                "efficiency": eff, "n_obs": n_obs, "valid": True, "reason": None, "b": b,
-                "sigma_b": sigma_b, "z": z, "p0": float(stats.norm.sf(z)), "q0": z * z,
-                "n_signal_sr": None,
-                "limit": {"observed": max(n_obs - b, 0.0) + exp, "expected": band[2],
-                          "expected_band": band, "cl": 0.95},
-                "fit": {"edges": edges.tolist(), "counts": counts.tolist(),
-                        "expected": mean.tolist(), "sr": sr, "params": [1.0, 10.0, 5.0, 0.0],
-                        "valid": True, "chi2": 20.0, "ndf": 20, "chi2_pvalue": 0.46},
-            })
-        fits.append({"window": f"w{k:02d}", "method": method, "sr": sr,
-                     "centre": round(lo + 0.6, 6), "skipped": None, "cuts": cuts})
+            cuts.append(
+                {
+                    "efficiency": eff,
+                    "n_obs": n_obs,
+                    "valid": True,
+                    "reason": None,
+                    "b": b,
+                    "sigma_b": sigma_b,
+                    "z": z,
+                    "p0": float(stats.norm.sf(z)),
+                    "q0": z * z,
+                    "n_signal_sr": None,
+                    "limit": {
+                        "observed": max(n_obs - b, 0.0) + exp,
+                        "expected": band[2],
+                        "expected_band": band,
+                        "cl": 0.95,
+                    },
+                    "fit": {
+                        "edges": edges.tolist(),
+                        "counts": counts.tolist(),
+                        "expected": mean.tolist(),
+                        "sr": sr,
+                        "params": [1.0, 10.0, 5.0, 0.0],
+                        "valid": True,
+                        "chi2": 20.0,
+                        "ndf": 20,
+                        "chi2_pvalue": 0.46,
+                    },
+                }
+            )
+        fits.append(
+            {
+                "window": f"w{k:02d}",
+                "method": method,
+                "sr": sr,
+                "centre": round(lo + 0.6, 6),
+                "skipped": None,
+                "cuts": cuts,
+            }
+        )
     return fits
 
 
 def _with_failures(fits: list[dict]) -> list[dict]:
     """A skipped window and a failed cut, as real runs have them."""
     fits = [dict(f) for f in fits]
-    fits.append({"window": "w99", "method": fits[0]["method"], "sr": [9.0, 9.4], "centre": 9.2,
-                 "skipped": "too few events", "cuts": []})
-    bad = dict(fits[1]["cuts"][0], valid=False, reason="fit diverged", z=None, p0=None,
-               limit=None, b=None, sigma_b=None)
+    fits.append(
+        {
+            "window": "w99",
+            "method": fits[0]["method"],
+            "sr": [9.0, 9.4],
+            "centre": 9.2,
+            "skipped": "too few events",
+            "cuts": [],
+        }
+    )
+    bad = dict(
+        fits[1]["cuts"][0],
+        valid=False,
+        reason="fit diverged",
+        z=None,
+        p0=None,
+        limit=None,
+        b=None,
+        sigma_b=None,
+    )
     fits[1] = dict(fits[1], cuts=[bad, *fits[1]["cuts"][1:]])
     return fits
 
@@ -110,8 +159,16 @@ def test_p0_scan_and_limit_plots(tmp_path: Path) -> None:
 
 
 def test_plots_survive_empty_input(tmp_path: Path) -> None:
-    fits = [{"window": "w00", "method": "cwola", "sr": [3.0, 3.4], "centre": 3.2,
-             "skipped": "no scored events", "cuts": []}]
+    fits = [
+        {
+            "window": "w00",
+            "method": "cwola",
+            "sr": [3.0, 3.4],
+            "centre": 3.2,
+            "skipped": "no scored events",
+            "cuts": [],
+        }
+    ]
     table = summary.local_table(fits)
     plots.local_p0_scan(table, tmp_path / "p0.png")
     plots.limit_scan(fits, tmp_path / "lim.png")
@@ -138,22 +195,53 @@ def test_summary_reports_function_choice_spurious_and_xsec_limits(tmp_path: Path
     from anomalyhunt import bumphunt
     from tests.test_bumphunt import WINDOW, _scores
 
-    opts = bumphunt.HuntOptions(functions=("dijet3", "dijet4", "dijet5"), sr_bins=2, spurious=True,
-                                luminosity_fb=140.0, background="fit")
+    opts = bumphunt.HuntOptions(
+        functions=("dijet3", "dijet4", "dijet5"),
+        sr_bins=2,
+        spurious=True,
+        luminosity_fb=140.0,
+        background="fit",
+    )
     cuts = bumphunt.hunt(_scores(n_bkg=60_000, n_sig=300), WINDOW, [1.0, 0.01], 0.05, opts)
-    fits = [{"method": "cwola", "window": "w01", "sr": list(WINDOW.sr), "centre": 3.5, "skipped": None,
-             "cuts": cuts}]
+    fits = [
+        {
+            "method": "cwola",
+            "window": "w01",
+            "sr": list(WINDOW.sr),
+            "centre": 3.5,
+            "skipped": None,
+            "cuts": cuts,
+        }
+    ]
     table = summary.local_table(fits)
-    assert {"function", "spurious_ratio", "xsec_obs_fb", "signal_eff", "sr_bins"} <= set(table.columns)
+    assert {"function", "spurious_ratio", "xsec_obs_fb", "signal_eff", "sr_bins"} <= set(
+        table.columns
+    )
     assert (table["sr_bins"] == 2).all() and table["spurious_ratio"].notna().all()
     np.testing.assert_allclose(table["xsec_obs_fb"], table["limit_obs"] / 140.0)
     out = summary.global_significance(fits, table, n_toys=50, seed=1, n_jobs=1, bumphunter_pe=0)
-    record = {"run": "t", "data_source": "toy", "n_events": 1, "n_injected": 300, "methods": ["cwola"],
-              "efficiencies": [1.0, 0.01], "n_windows": 1, "n_windows_skipped": 0,
-              "best": summary.best_row(table), "global": out, "luminosity_fb": 140.0,
-              "statistics": {"functions": ["dijet3", "dijet4", "dijet5"], "selection": "ftest",
-                             "selection_threshold": 0.05, "sr_bins": 2, "luminosity_fb": 140.0,
-                             "resolution": 0.05, "spurious": True}}
+    record = {
+        "run": "t",
+        "data_source": "toy",
+        "n_events": 1,
+        "n_injected": 300,
+        "methods": ["cwola"],
+        "efficiencies": [1.0, 0.01],
+        "n_windows": 1,
+        "n_windows_skipped": 0,
+        "best": summary.best_row(table),
+        "global": out,
+        "luminosity_fb": 140.0,
+        "statistics": {
+            "functions": ["dijet3", "dijet4", "dijet5"],
+            "selection": "ftest",
+            "selection_threshold": 0.05,
+            "sr_bins": 2,
+            "luminosity_fb": 140.0,
+            "resolution": 0.05,
+            "spurious": True,
+        },
+    }
     summary.write_markdown(record, table, tmp_path / "summary.md")
     text = (tmp_path / "summary.md").read_text()
     assert "chosen per window and cut among dijet3, dijet4, dijet5" in text
@@ -178,8 +266,15 @@ def _refitted(fits: list[dict]) -> list[dict]:
             record, fit, _ = bumphunt.fit_background(edges, counts, tuple(f["sr"]), opts)
             b, sigma_b = fit.predict(*f["sr"])
             z = float(z_fast(np.array([c["n_obs"]]), np.array([b]), np.array([sigma_b]))[0])
-            c.update(b=b, sigma_b=sigma_b, z=z, p0=float(stats.norm.sf(z)), q0=z * z, fit=record,
-                     function=record["function"])
+            c.update(
+                b=b,
+                sigma_b=sigma_b,
+                z=z,
+                p0=float(stats.norm.sf(z)),
+                q0=z * z,
+                fit=record,
+                function=record["function"],
+            )
     return fits
 
 
@@ -196,5 +291,6 @@ def test_each_test_gets_a_local_p_from_its_own_toys() -> None:
     moderate = merged[(merged["z"] > 0.2) & (merged["z"] < 2.5)]
     assert len(moderate) >= 5
     np.testing.assert_allclose(moderate["z_toys"], moderate["z"], atol=0.15)
-    assert all(t["n_toys"] == 2000 and not t["is_lower_bound"] for t in glob["local_toys"]
-               if t["z"] > 0)  # fmt: skip
+    assert all(
+        t["n_toys"] == 2000 and not t["is_lower_bound"] for t in glob["local_toys"] if t["z"] > 0
+    )

@@ -34,8 +34,9 @@ def test_kinematics_reproduce_mjj_exactly() -> None:
     m1, m2 = rng.uniform(0.005, 0.6, n), rng.uniform(0.005, 0.6, n)
     dy = rng.uniform(-2.6, 2.6, n)
     dy[:10] = 0.0  # the pT solution must stay exact without any rapidity gap
-    px1, py1, pz1, px2, py2, pz2 = toy.dijet_kinematics(m, m1, m2, dy, rng.normal(0, 0.5, n),
-                                                        rng.uniform(0, 6.3, n))  # fmt: skip
+    px1, py1, pz1, px2, py2, pz2 = toy.dijet_kinematics(
+        m, m1, m2, dy, rng.normal(0, 0.5, n), rng.uniform(0, 6.3, n)
+    )
     back = mjj(px1, py1, pz1, m1, px2, py2, pz2, m2)
     assert np.max(np.abs(back / m - 1)) < 1e-9
     assert np.allclose(px1, -px2) and np.allclose(py1, -py2)
@@ -55,8 +56,9 @@ def test_background_mjj_is_a_dijet_function(big: tuple) -> None:
 
     start = (0.0, 10.0, 5.0, 0.0)
     start = (np.log(counts[0] / model(centres[:1], *start)[0]), *start[1:])
-    popt, _ = optimize.curve_fit(model, centres, counts, p0=start,
-                                 sigma=np.sqrt(np.maximum(counts, 1)), maxfev=20_000)  # fmt: skip
+    popt, _ = optimize.curve_fit(
+        model, centres, counts, p0=start, sigma=np.sqrt(np.maximum(counts, 1)), maxfev=20_000
+    )
     expected = model(centres, *popt)
     chi2 = np.sum((counts - expected) ** 2 / expected)
     ndf = len(counts) - 4

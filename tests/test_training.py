@@ -28,8 +28,9 @@ def data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def make_net(seed: int = 0) -> nn.Module:
     with seeded(seed):
-        return nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-                             nn.Linear(64, 1))  # fmt: skip
+        return nn.Sequential(
+            nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1)
+        )
 
 
 def squared_error(net: nn.Module, noise: float = 0.0):
@@ -49,8 +50,9 @@ TRAIN, VALID = data(40, 1), data(200, 2)  # a small training set, so the network
 
 def run(seed: int = 0, net_seed: int = 0, **kw):
     net = make_net(net_seed)
-    result = train_network(net, squared_error(net, kw.pop("noise", 0.3)), TRAIN, VALID,
-                           seed=seed, **SETTINGS | kw)  # fmt: skip
+    result = train_network(
+        net, squared_error(net, kw.pop("noise", 0.3)), TRAIN, VALID, seed=seed, **SETTINGS | kw
+    )
     return net, result
 
 
@@ -95,7 +97,9 @@ def test_stops_early_and_keeps_the_best_epoch():
     # the network holds the best epoch's weights: its validation loss, measured anew
     X, y = VALID
     with torch.no_grad():
-        mse = float(((net(torch.as_tensor(X)).squeeze(-1) - torch.as_tensor(y)) ** 2).double().mean())
+        mse = float(
+            ((net(torch.as_tensor(X)).squeeze(-1) - torch.as_tensor(y)) ** 2).double().mean()
+        )
     assert mse == pytest.approx(result.best_loss, rel=1e-6)
     assert not net.training
 
@@ -126,8 +130,15 @@ def test_divergence_stops_and_is_a_clear_error():
     assert result.stopped == "non-finite" and len(result.history) == 2 and result.best_epoch == 0
     net = make_net()
     with pytest.raises(AnomalyHuntError, match="toy training diverged"):
-        train_network(net, lambda b, g: squared_error(net)(b, g) * float("nan"), TRAIN, VALID,
-                      seed=0, label="toy", **SETTINGS)  # fmt: skip
+        train_network(
+            net,
+            lambda b, g: squared_error(net)(b, g) * float("nan"),
+            TRAIN,
+            VALID,
+            seed=0,
+            label="toy",
+            **SETTINGS,
+        )
 
 
 class Killed(Exception):
@@ -147,8 +158,15 @@ def test_checkpoint_resumes_to_the_uninterrupted_result(tmp_path, caplog):
         return loss(batch, generator)
 
     with pytest.raises(Killed):
-        train_network(net, killed_in_epoch_5, TRAIN, VALID, seed=0, checkpoint=path,
-                      **SETTINGS | {"epochs": 12, "patience": 100})  # fmt: skip
+        train_network(
+            net,
+            killed_in_epoch_5,
+            TRAIN,
+            VALID,
+            seed=0,
+            checkpoint=path,
+            **SETTINGS | {"epochs": 12, "patience": 100},
+        )
     assert path.exists()
     caplog.set_level(logging.INFO, logger="anomalyhunt")
     resumed, result = run(epochs=12, patience=100, checkpoint=path)

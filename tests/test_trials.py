@@ -24,7 +24,12 @@ CUTS = (1.0, 0.1, 0.01, 0.001)
 
 def _window_density(edges: np.ndarray, params: np.ndarray) -> np.ndarray:
     sub = (np.arange(20) + 0.5) / 20
-    return np.array([(get_function("dijet4").density(lo + 0.05 * sub, params) * 0.05 / 20).sum() for lo in edges[:-1]])
+    return np.array(
+        [
+            (get_function("dijet4").density(lo + 0.05 * sub, params) * 0.05 / 20).sum()
+            for lo in edges[:-1]
+        ]
+    )
 
 
 def make_tests(n_windows: int = 11) -> list[dict]:
@@ -40,7 +45,9 @@ def make_tests(n_windows: int = 11) -> list[dict]:
         sr = (round(lo + 0.4, 6), round(lo + 0.8, 6))
         per_bin = scale * _window_density(edges, params)
         for cut in CUTS:
-            fit = fit_function("dijet4", edges, cut * per_bin, bin_masks(edges, *sr)[1], step_down=True)
+            fit = fit_function(
+                "dijet4", edges, cut * per_bin, bin_masks(edges, *sr)[1], step_down=True
+            )
             assert fit.valid, fit.message
             tests.append({"edges": edges, "expected": fit.expected, "sr": sr, "start": fit.params})
     return tests

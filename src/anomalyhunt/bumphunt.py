@@ -109,7 +109,10 @@ MIN_TEMPLATE_EVENTS = 50
 
 
 def fit_background(
-    edges: np.ndarray, counts: np.ndarray, sr: tuple[float, float], opts: HuntOptions,
+    edges: np.ndarray,
+    counts: np.ndarray,
+    sr: tuple[float, float],
+    opts: HuntOptions,
     uncut: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], FunctionFit | None, dict[str, Any]]:
     """Sideband fit with the configured function(s): (fit record, chosen fit or None, choice).
@@ -125,35 +128,73 @@ def fit_background(
     names = opts.ratio_functions if log_offset is not None else opts.functions
     order = sorted(names, key=lambda n: (functions.get_function(n).n_par, names.index(n)))
     choice, chosen = select.select_function(
-        edges, counts, sr, order, opts.selection_threshold, opts.selection, log_offset=log_offset)
+        edges, counts, sr, order, opts.selection_threshold, opts.selection, log_offset=log_offset
+    )
     _, fit_mask = functions.bin_masks(edges, *sr)
-    base = {"edges": edges.tolist(), "counts": counts.tolist(), "fit_mask": [bool(v) for v in fit_mask],
-            "sr": [float(sr[0]), float(sr[1])],
-            "log_offset": None if log_offset is None else functions.json_clean(log_offset)}
-    sparse = {k: choice[k] for k in ("sparse", "sparse_action", "n_fit_events", "n_fit_nonempty_bins",
-                                     "max_free")}
+    base = {
+        "edges": edges.tolist(),
+        "counts": counts.tolist(),
+        "fit_mask": [bool(v) for v in fit_mask],
+        "sr": [float(sr[0]), float(sr[1])],
+        "log_offset": None if log_offset is None else functions.json_clean(log_offset),
+    }
+    sparse = {
+        k: choice[k]
+        for k in ("sparse", "sparse_action", "n_fit_events", "n_fit_nonempty_bins", "max_free")
+    }
     compact = {
-        "selection": opts.selection, "threshold": choice["threshold"], "chosen": choice["chosen"],
-        "alternative": choice["alternative"], "tests": choice["f_tests"], "message": choice["message"],
-        "fits": {name: {k: f[k] for k in ("n_par", "n_free", "valid", "message", "chi2", "ndf", "chi2_pvalue")}
-                 for name, f in choice["fits"].items()},
+        "selection": opts.selection,
+        "threshold": choice["threshold"],
+        "chosen": choice["chosen"],
+        "alternative": choice["alternative"],
+        "tests": choice["f_tests"],
+        "message": choice["message"],
+        "fits": {
+            name: {
+                k: f[k]
+                for k in ("n_par", "n_free", "valid", "message", "chi2", "ndf", "chi2_pvalue")
+            }
+            for name, f in choice["fits"].items()
+        },
     }
     if chosen is None:
         reasons = "; ".join(f"{n}: {f['message']}" for n, f in choice["fits"].items())
-        record = {**base, "function": None, "n_par": None, "n_free": 0, "valid": False,
-                  "message": f"every fit failed ({reasons})", "params": None, "cov": None,
-                  "expected": None, "m2lnl": None, "chi2": None, "chi2_kind": "deviance", "ndf": 0,
-                  "chi2_pvalue": None, "signal": None, "sigma_signal": None, **sparse,
-                  "choice_shift": None}
+        record = {
+            **base,
+            "function": None,
+            "n_par": None,
+            "n_free": 0,
+            "valid": False,
+            "message": f"every fit failed ({reasons})",
+            "params": None,
+            "cov": None,
+            "expected": None,
+            "m2lnl": None,
+            "chi2": None,
+            "chi2_kind": "deviance",
+            "ndf": 0,
+            "chi2_pvalue": None,
+            "signal": None,
+            "sigma_signal": None,
+            **sparse,
+            "choice_shift": None,
+        }
         return record, None, compact
     shift = select.choice_shift(choice) if opts.choice_uncertainty else None
-    record = {**base, **chosen.to_dict(), **sparse,
-              "choice_shift": None if shift is None else functions.json_clean(shift)}
+    record = {
+        **base,
+        **chosen.to_dict(),
+        **sparse,
+        "choice_shift": None if shift is None else functions.json_clean(shift),
+    }
     return record, chosen, compact
 
 
 def signal_shape(
-    edges: np.ndarray, masks: list[np.ndarray], centre: float, opts: HuntOptions,
+    edges: np.ndarray,
+    masks: list[np.ndarray],
+    centre: float,
+    opts: HuntOptions,
     truth_mjj: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str]:
     """Signal fraction in each SR bin (sums to 1): the resolution Gaussian or a truth template."""
@@ -167,7 +208,9 @@ def signal_shape(
     return shape / shape.sum(), f"gaussian (sigma = {opts.resolution:g} x {centre:.3g} TeV)"
 
 
-def xsec_limits(limit: dict[str, Any] | None, signal_eff: float | None, lumi_fb: float) -> dict[str, Any] | None:
+def xsec_limits(
+    limit: dict[str, Any] | None, signal_eff: float | None, lumi_fb: float
+) -> dict[str, Any] | None:
     """Yield limits as cross sections: sigma x eff x A = N / L, and sigma x A = N / (L eff).
 
     A (preselection and SR containment) is never known without a signal model; the score-cut
@@ -179,20 +222,29 @@ def xsec_limits(limit: dict[str, Any] | None, signal_eff: float | None, lumi_fb:
     out: dict[str, Any] = {
         "luminosity_fb": lumi_fb,
         "signal_efficiency": signal_eff,
-        "sigma_eff_acc_fb": {"observed": limit["observed"] / lumi_fb, "expected": limit["expected"] / lumi_fb,
-                             "expected_band": band},
+        "sigma_eff_acc_fb": {
+            "observed": limit["observed"] / lumi_fb,
+            "expected": limit["expected"] / lumi_fb,
+            "expected_band": band,
+        },
         "sigma_acc_fb": None,
     }
     if signal_eff:
-        out["sigma_acc_fb"] = {"observed": limit["observed"] / (lumi_fb * signal_eff),
-                               "expected": limit["expected"] / (lumi_fb * signal_eff),
-                               "expected_band": [v / signal_eff for v in band]}
+        out["sigma_acc_fb"] = {
+            "observed": limit["observed"] / (lumi_fb * signal_eff),
+            "expected": limit["expected"] / (lumi_fb * signal_eff),
+            "expected_band": [v / signal_eff for v in band],
+        }
     return out
 
 
 def hunt_cut(
-    scores: pd.DataFrame, window: Window, edges: np.ndarray, efficiency: float,
-    options: HuntOptions | None = None, spurious_truth: tuple[np.ndarray, str] | None = None,
+    scores: pd.DataFrame,
+    window: Window,
+    edges: np.ndarray,
+    efficiency: float,
+    options: HuntOptions | None = None,
+    spurious_truth: tuple[np.ndarray, str] | None = None,
     uncut: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The whole bump hunt at one cut: histogram, sideband fit, pyhf discovery test and limit.
@@ -218,11 +270,15 @@ def hunt_cut(
         "n_signal_sr": int(((labels == 1) & in_sr).sum()) if has_truth else None,
         "n_background_sr": int(((labels == 0) & in_sr).sum()) if has_truth else None,
     }
-    n_sig_all = int(((scores["label"].to_numpy() == 1) & (scores["region"].to_numpy() == SIGNAL_REGION)).sum())
+    n_sig_all = int(
+        ((scores["label"].to_numpy() == 1) & (scores["region"].to_numpy() == SIGNAL_REGION)).sum()
+    )
     signal_eff = out["n_signal_sr"] / n_sig_all if has_truth and n_sig_all > 0 else None
     out["signal_efficiency"] = signal_eff
     use_ratio = opts.background == "ratio" and efficiency < 1.0 and uncut is not None
-    record, fit, choice = fit_background(edges, counts, window.sr, opts, uncut if use_ratio else None)
+    record, fit, choice = fit_background(
+        edges, counts, window.sr, opts, uncut if use_ratio else None
+    )
     n_obs = float(counts[functions.bin_masks(edges, *window.sr)[0]].sum())
     out["n_obs"] = n_obs
     out["fit"] = record
@@ -232,26 +288,48 @@ def hunt_cut(
     out["spurious"] = None
     out["xsec_limit"] = None
     if fit is None:
-        log.warning("window %s, efficiency %g: sideband fit failed: %s", window.id, efficiency, record["message"])
-        out.update(valid=False, reason=record["message"], b=None, sigma_b=None, z=None, p0=None, q0=None, limit=None)
+        log.warning(
+            "window %s, efficiency %g: sideband fit failed: %s",
+            window.id,
+            efficiency,
+            record["message"],
+        )
+        out.update(
+            valid=False,
+            reason=record["message"],
+            b=None,
+            sigma_b=None,
+            z=None,
+            p0=None,
+            q0=None,
+            limit=None,
+        )
         return out
     b, sigma_b = fit.predict(*window.sr)
-    shift = None if record["choice_shift"] is None else np.asarray(record["choice_shift"], dtype=float)
+    shift = (
+        None if record["choice_shift"] is None else np.asarray(record["choice_shift"], dtype=float)
+    )
     if shift is not None:  # the function-choice uncertainty, fully correlated over the SR
         sigma_b = float(np.hypot(sigma_b, shift[functions.bin_masks(edges, *window.sr)[0]].sum()))
     out.update(valid=True, reason=None, b=b, sigma_b=sigma_b)
     if opts.spurious and spurious_truth is not None and use_ratio:
-        out["spurious"] = {"flag": None, "ratio": None,
-                           "message": "not run: the ratio background takes its shape from the uncut spectrum"}
+        out["spurious"] = {
+            "flag": None,
+            "ratio": None,
+            "message": "not run: the ratio background takes its shape from the uncut spectrum",
+        }
     elif opts.spurious and spurious_truth is not None:
-        out["spurious"] = spurious_check(edges, counts, window, spurious_truth, out["function"], opts,
-                                         record["n_free"])
+        out["spurious"] = spurious_check(
+            edges, counts, window, spurious_truth, out["function"], opts, record["n_free"]
+        )
     try:
         if opts.sr_bins == 1:
             out.update(significance.discovery(n_obs, b, sigma_b))
         else:
             masks = sr_groups(edges, window.sr, opts.sr_bins)
-            truth_mjj = scores.loc[scores["label"].to_numpy() == 1, "mjj"].to_numpy() if has_truth else None
+            truth_mjj = (
+                scores.loc[scores["label"].to_numpy() == 1, "mjj"].to_numpy() if has_truth else None
+            )
             shape, shape_kind = signal_shape(edges, masks, window.centre, opts, truth_mjj)
             b_g, cov_g = fit.predict_bins(masks)
             shift_g = None if shift is None else np.array([shift[m].sum() for m in masks])
@@ -260,8 +338,12 @@ def hunt_cut(
             n_g = np.array([counts[m].sum() for m in masks])
             lo = [float(edges[:-1][m][0]) for m in masks]
             out["sr_model"] = {
-                "bins": opts.sr_bins, "edges": [*lo, float(window.sr[1])], "n_obs": n_g.tolist(),
-                "b": b_g.tolist(), "cov": cov_g.tolist(), "signal_shape": shape.tolist(),
+                "bins": opts.sr_bins,
+                "edges": [*lo, float(window.sr[1])],
+                "n_obs": n_g.tolist(),
+                "b": b_g.tolist(),
+                "cov": cov_g.tolist(),
+                "signal_shape": shape.tolist(),
                 "signal_template": shape_kind,
                 "choice_shift": None if shift_g is None else shift_g.tolist(),
             }
@@ -270,8 +352,17 @@ def hunt_cut(
             out["sr_model"]["signal_hat"] = disc.pop("signal_hat")
             out.update(disc)
     except Exception as exc:  # a failed test of one cut must not lose the other cuts
-        log.warning("window %s, efficiency %g: discovery test failed: %s", window.id, efficiency, exc)
-        out.update(valid=False, reason=f"discovery test failed: {exc}", z=None, p0=None, q0=None, limit=None)
+        log.warning(
+            "window %s, efficiency %g: discovery test failed: %s", window.id, efficiency, exc
+        )
+        out.update(
+            valid=False,
+            reason=f"discovery test failed: {exc}",
+            z=None,
+            p0=None,
+            q0=None,
+            limit=None,
+        )
         return out
     if not opts.limits:
         out["limit"] = None
@@ -282,7 +373,11 @@ def hunt_cut(
         else:
             m = out["sr_model"]
             out["limit"] = significance.upper_limit_multi(
-                np.asarray(m["n_obs"]), np.asarray(m["b"]), np.asarray(m["cov"]), np.asarray(m["signal_shape"]))
+                np.asarray(m["n_obs"]),
+                np.asarray(m["b"]),
+                np.asarray(m["cov"]),
+                np.asarray(m["signal_shape"]),
+            )
     except Exception as exc:
         log.warning("window %s, efficiency %g: upper limit failed: %s", window.id, efficiency, exc)
         out["limit"] = {"error": str(exc)}
@@ -308,14 +403,21 @@ def spurious_truth_shape(
     if fit.function != opts.spurious_truth:
         log.info(
             "window %s: spurious-signal truth %s failed; using %s",
-            window.id, opts.spurious_truth, fit.function,
-        )  # fmt: skip
+            window.id,
+            opts.spurious_truth,
+            fit.function,
+        )
     return fit.expected, fit.function
 
 
 def spurious_check(
-    edges: np.ndarray, counts: np.ndarray, window: Window, truth: tuple[np.ndarray, str],
-    function: str, opts: HuntOptions, n_free: int | None = None,
+    edges: np.ndarray,
+    counts: np.ndarray,
+    window: Window,
+    truth: tuple[np.ndarray, str],
+    function: str,
+    opts: HuntOptions,
+    n_free: int | None = None,
 ) -> dict[str, Any]:
     """Spurious-signal test of ``function`` at this cut's statistics (truth scaled to its sidebands).
 
@@ -327,14 +429,24 @@ def spurious_check(
     if not norm > 0 or counts[fit_mask].sum() <= 0:
         return {"flag": None, "ratio": None, "message": "no sideband events"}
     truth = truth_shape * counts[fit_mask].sum() / norm
-    res = spurious.spurious_signal(edges, truth, window.sr, function=function, resolution=opts.resolution,
-                                   threshold=opts.spurious_threshold, max_free=n_free)
+    res = spurious.spurious_signal(
+        edges,
+        truth,
+        window.sr,
+        function=function,
+        resolution=opts.resolution,
+        threshold=opts.spurious_threshold,
+        max_free=n_free,
+    )
     res["truth_function"] = truth_function
     return res
 
 
 def hunt(
-    scores: pd.DataFrame, window: Window, efficiencies: Sequence[float], bin_width: float,
+    scores: pd.DataFrame,
+    window: Window,
+    efficiencies: Sequence[float],
+    bin_width: float,
     options: HuntOptions | None = None,
 ) -> list[dict[str, Any]]:
     opts = options or HuntOptions()
@@ -349,15 +461,23 @@ def hunt(
         z = res.get("z")
         log.info(
             "window %s SR %.2f-%.2f TeV, keep %5.1f%%: n=%d b=%.1f±%.1f Z=%s (%s)",
-            window.id, *window.sr, 100 * eff, res["n_obs"], res["b"] or 0, res["sigma_b"] or 0,
-            "n/a" if z is None else f"{z:.2f}", res.get("function"),
+            window.id,
+            *window.sr,
+            100 * eff,
+            res["n_obs"],
+            res["b"] or 0,
+            res["sigma_b"] or 0,
+            "n/a" if z is None else f"{z:.2f}",
+            res.get("function"),
         )
         results.append(res)
     return results
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m anomalyhunt.bumphunt", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m anomalyhunt.bumphunt", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--config", required=True)
     p.add_argument("--windows", required=True, help="windows.json from the regions stage")
     p.add_argument("--window", required=True, help="window id, e.g. w01")
@@ -370,19 +490,32 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = cfgmod.load(args.config)
     meta = {w["id"]: w for w in read_json(args.windows)["windows"]}
     if args.window not in meta:
-        raise AnomalyHuntError(f"window '{args.window}' is not in {args.windows} (known: {', '.join(meta)})")
+        raise AnomalyHuntError(
+            f"window '{args.window}' is not in {args.windows} (known: {', '.join(meta)})"
+        )
     wmeta = meta[args.window]
     window = Window.from_dict(wmeta)
     scores = read_parquet(args.scores)
     result: dict[str, Any] = {
-        "window": window.id, "method": args.method, "sr": window.sr, "sb_low": window.sb_low,
-        "sb_high": window.sb_high, "centre": window.centre, "skipped": wmeta.get("skipped"), "cuts": [],
+        "window": window.id,
+        "method": args.method,
+        "sr": window.sr,
+        "sb_low": window.sb_low,
+        "sb_high": window.sb_high,
+        "centre": window.centre,
+        "skipped": wmeta.get("skipped"),
+        "cuts": [],
     }
     if result["skipped"] is None and scores.empty:
         result["skipped"] = "no scored events"
     if result["skipped"] is None:
-        result["cuts"] = hunt(scores, window, config["bumphunt"]["efficiencies"], config["bumphunt"]["bin_width"],
-                              HuntOptions.from_config(config["bumphunt"]))
+        result["cuts"] = hunt(
+            scores,
+            window,
+            config["bumphunt"]["efficiencies"],
+            config["bumphunt"]["bin_width"],
+            HuntOptions.from_config(config["bumphunt"]),
+        )
     write_json(result, args.out)
     if args.plot:
         from anomalyhunt import plots

@@ -43,7 +43,9 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     """Return a validated copy of ``config`` with every default filled in."""
     config = copy.deepcopy(config) if config is not None else {}
     if not isinstance(config, dict):
-        raise AnomalyHuntError(f"{source}: expected a mapping of settings, got {type(config).__name__}")
+        raise AnomalyHuntError(
+            f"{source}: expected a mapping of settings, got {type(config).__name__}"
+        )
     run = config.get("run")
     if isinstance(run, str) and (run in (".", "..") or run != Path(run).name or not run.strip(".")):
         raise AnomalyHuntError(
@@ -58,7 +60,10 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     # a second pass fills defaults inside objects that were themselves filled from defaults
     _Validator(schema()).validate(config)
     regions = config["regions"]
-    if regions["scan"]["max"] <= regions["scan"]["min"] + regions["sr_width"] + 2 * regions["sideband_width"]:
+    if (
+        regions["scan"]["max"]
+        <= regions["scan"]["min"] + regions["sr_width"] + 2 * regions["sideband_width"]
+    ):
         raise AnomalyHuntError(
             f"{source}: regions.scan [{regions['scan']['min']}, {regions['scan']['max']}] TeV is too narrow "
             f"for one signal region of {regions['sr_width']} TeV with two sidebands of "
@@ -80,7 +85,10 @@ def _check_binning(config: dict[str, Any], source: str) -> None:
             f"{source}: bumphunt.bin_width = {width} TeV is wider than the signal region "
             f"(regions.sr_width = {sr} TeV)"
         )
-    for name, value in (("regions.sr_width", sr), ("regions.sideband_width", regions["sideband_width"])):
+    for name, value in (
+        ("regions.sr_width", sr),
+        ("regions.sideband_width", regions["sideband_width"]),
+    ):
         if abs(value / width - round(value / width)) > 1e-6:
             raise AnomalyHuntError(
                 f"{source}: bumphunt.bin_width = {width} TeV does not divide {name} = {value} TeV "
@@ -98,9 +106,11 @@ def _check_signal_pool(config: dict[str, Any], source: str) -> None:
     """regions.n_inject against the signal pool, where the config alone says how large it is."""
     n_inject = config["regions"]["n_inject"]
     data = config["data"]
-    pool = {"toy": ("data.toy.n_signal", data["toy"]["n_signal"]),
-            "pythia": ("data.pythia.n_signal (generated, before the cut)", data["pythia"]["n_signal"]),
-            "lhco": ("the LHCO R&D file's signal events", 100_000)}.get(data["source"])  # fmt: skip
+    pool = {
+        "toy": ("data.toy.n_signal", data["toy"]["n_signal"]),
+        "pythia": ("data.pythia.n_signal (generated, before the cut)", data["pythia"]["n_signal"]),
+        "lhco": ("the LHCO R&D file's signal events", 100_000),
+    }.get(data["source"])
     if pool is not None and n_inject > pool[1]:
         raise AnomalyHuntError(
             f"{source}: regions.n_inject = {n_inject} is larger than the signal pool, "

@@ -275,8 +275,14 @@ def plot_roc_sic(curves: dict[str, Roc], path: str | os.PathLike, min_background
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5.5))
     if not curves:  # background-only or unlabelled data: nothing to measure, say so in the figure
-        a.text(0.5, 0.5, "no truth-labelled signal in the signal region:\nno ROC or SIC to show",
-               ha="center", va="center", transform=a.transAxes)  # fmt: skip
+        a.text(
+            0.5,
+            0.5,
+            "no truth-labelled signal in the signal region:\nno ROC or SIC to show",
+            ha="center",
+            va="center",
+            transform=a.transAxes,
+        )
     for name, r in curves.items():
         ok = r.n_background >= min_background
         a.plot(r.tpr[ok], sic(r.tpr, r.fpr)[ok], label=name)
@@ -284,15 +290,19 @@ def plot_roc_sic(curves: dict[str, Roc], path: str | os.PathLike, min_background
     tpr = np.linspace(1e-3, 1, 200)
     a.plot(tpr, np.sqrt(tpr), "k:", label="random")
     b.plot(tpr, 1 / tpr, "k:")
-    a.set(xlabel="signal efficiency (TPR)", ylabel=r"SIC = TPR/$\sqrt{FPR}$",
-          title=f"cuts keeping $\\geq${min_background} background events")  # fmt: skip
+    a.set(
+        xlabel="signal efficiency (TPR)",
+        ylabel=r"SIC = TPR/$\sqrt{FPR}$",
+        title=f"cuts keeping $\\geq${min_background} background events",
+    )
     b.set(xlabel="signal efficiency (TPR)", ylabel="background rejection 1/FPR", yscale="log")
     a.legend(fontsize=10)
     _save(fig, path)
 
 
-def plot_sculpting(tables: dict[str, pd.DataFrame], path: str | os.PathLike,
-                   keep: Sequence[float] = KEEP) -> None:  # fmt: skip
+def plot_sculpting(
+    tables: dict[str, pd.DataFrame], path: str | os.PathLike, keep: Sequence[float] = KEEP
+) -> None:
     """Normalised background mjj before and after each cut, one panel per score."""
     from anomalyhunt.plots import _save, plt
 
@@ -322,13 +332,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         prog="python -m anomalyhunt.evaluate", description=__doc__.splitlines()[0]
     )
-    p.add_argument("--scores", action="extend", nargs="+", required=True,
-                   help="scores.parquet, or NAME=PATH; several after one flag or the flag repeated")  # fmt: skip
+    p.add_argument(
+        "--scores",
+        action="extend",
+        nargs="+",
+        required=True,
+        help="scores.parquet, or NAME=PATH; several after one flag or the flag repeated",
+    )
     p.add_argument("--out", required=True, help="metrics.json to write")
     p.add_argument("--plot", default=None, help="SIC and rejection curves (.png)")
     p.add_argument("--sculpt-plot", default=None, help="background mjj before/after cuts (.png)")
-    p.add_argument("--min-background", type=int, default=MIN_BACKGROUND,
-                   help="background events a cut must keep to count for max SIC")  # fmt: skip
+    p.add_argument(
+        "--min-background",
+        type=int,
+        default=MIN_BACKGROUND,
+        help="background events a cut must keep to count for max SIC",
+    )
     args = p.parse_args(argv)
     if args.min_background < 1:
         raise AnomalyHuntError(f"--min-background must be at least 1, got {args.min_background}")
@@ -358,8 +377,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     for name, m in metrics.items():
         if "max_sic" in m:
-            log.info("%s: AUC %.3f, max SIC %.2f, 1/FPR@50%% %.1f", name, m["auc"], m["max_sic"],
-                     m["rejection"]["0.5"])  # fmt: skip
+            log.info(
+                "%s: AUC %.3f, max SIC %.2f, 1/FPR@50%% %.1f",
+                name,
+                m["auc"],
+                m["max_sic"],
+                m["rejection"]["0.5"],
+            )
         else:
             log.info("%s: %s", name, m["performance_skipped"])
     if args.plot:

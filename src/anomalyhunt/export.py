@@ -68,16 +68,26 @@ def select(scores: pd.DataFrame, keep_fraction: float) -> pd.DataFrame:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m anomalyhunt.export", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m anomalyhunt.export", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--input", required=True, help="table to export (.parquet or .h5)")
-    p.add_argument("--events", default=None, help="events.parquet whose features are joined on event_id")
+    p.add_argument(
+        "--events", default=None, help="events.parquet whose features are joined on event_id"
+    )
     p.add_argument("--out", required=True, help="ROOT file with every row")
     p.add_argument("--selected-out", default=None, help="ROOT file with the events passing the cut")
-    p.add_argument("--keep-fraction", type=float, default=0.01,
-                   help="fraction of each fold's events kept by the cut (default 0.01)")
+    p.add_argument(
+        "--keep-fraction",
+        type=float,
+        default=0.01,
+        help="fraction of each fold's events kept by the cut (default 0.01)",
+    )
     p.add_argument("--tree", default="events", help="TTree name (default: events)")
     args = p.parse_args(argv)
-    if not args.out.endswith(".root") or (args.selected_out and not args.selected_out.endswith(".root")):
+    if not args.out.endswith(".root") or (
+        args.selected_out and not args.selected_out.endswith(".root")
+    ):
         raise AnomalyHuntError("--out and --selected-out must be .root files")
     table = read_table(args.input)
     if args.events:
@@ -87,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     log.info("%d rows -> %s:%s", len(table), args.out, args.tree)
     if selected is not None:
         write_events_root(selected, args.selected_out, tree=args.tree)
-        log.info("%d rows above the %g cut -> %s", len(selected), args.keep_fraction, args.selected_out)
+        log.info(
+            "%d rows above the %g cut -> %s", len(selected), args.keep_fraction, args.selected_out
+        )
 
 
 if __name__ == "__main__":

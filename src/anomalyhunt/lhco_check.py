@@ -151,8 +151,14 @@ def run_check(
             "n_train": len(X),
             "train_seconds": round(time.perf_counter() - t0, 2),
         }
-        log.info("%s: max SIC %.2f (published %.1f), AUC %.4f, %.1f s", method, point["sic"],
-                 PUBLISHED[method], results[method]["auc"], results[method]["train_seconds"])  # fmt: skip
+        log.info(
+            "%s: max SIC %.2f (published %.1f), AUC %.4f, %.1f s",
+            method,
+            point["sic"],
+            PUBLISHED[method],
+            results[method]["auc"],
+            results[method]["train_seconds"],
+        )
     return {
         "data_dir": str(data_dir),
         "rule": f"max SIC over cuts keeping >= {min_background} sr_test background events",
@@ -183,8 +189,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--data-dir", default=str(DEFAULT_DATA_DIR), help="directory of the sr_*.npy files"
     )
     p.add_argument("--out", default=None, help="metrics.json to write")
-    p.add_argument("--methods", nargs="+", default=["supervised", "idealized"],
-                   choices=["supervised", "idealized"])  # fmt: skip
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["supervised", "idealized"],
+        choices=["supervised", "idealized"],
+    )
     p.add_argument("--classifier", choices=["hgb", "mlp"], default="hgb")
     p.add_argument("--ensemble-supervised", type=int, default=DEFAULT_ENSEMBLE["supervised"])
     p.add_argument("--ensemble-idealized", type=int, default=DEFAULT_ENSEMBLE["idealized"])

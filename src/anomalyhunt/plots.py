@@ -32,13 +32,26 @@ def window_fits(result: Mapping[str, Any], path: str | os.PathLike) -> None:
     cuts = result["cuts"]
     if not cuts:
         fig, ax = plt.subplots(figsize=(6, 3))
-        ax.text(0.5, 0.5, f"window {result['window']} skipped:\n{result['skipped']}", ha="center",
-                va="center", transform=ax.transAxes, wrap=True)
+        ax.text(
+            0.5,
+            0.5,
+            f"window {result['window']} skipped:\n{result['skipped']}",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            wrap=True,
+        )
         ax.set_axis_off()
         _save(fig, path)
         return
-    fig, axes = plt.subplots(2, len(cuts), figsize=(4.6 * len(cuts), 6.2), sharex=True,
-                             gridspec_kw={"height_ratios": [3, 1]}, squeeze=False)
+    fig, axes = plt.subplots(
+        2,
+        len(cuts),
+        figsize=(4.6 * len(cuts), 6.2),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 1]},
+        squeeze=False,
+    )
     for k, cut in enumerate(cuts):
         ax, rax = axes[0, k], axes[1, k]
         fit = cut["fit"]
@@ -50,7 +63,9 @@ def window_fits(result: Mapping[str, Any], path: str | os.PathLike) -> None:
         ax.errorbar(centres, counts, yerr=np.sqrt(counts), fmt="o", ms=3, color="k", label="data")
         if cut["valid"]:
             expected = np.asarray(fit["expected"])
-            ax.stairs(expected, edges, baseline=None, color="tab:blue", lw=1.8, label="sideband fit")
+            ax.stairs(
+                expected, edges, baseline=None, color="tab:blue", lw=1.8, label="sideband fit"
+            )
             resid = (counts - expected) / np.sqrt(np.maximum(expected, 1e-9))
             rax.bar(centres, resid, width=np.diff(edges), color="tab:gray")
             title = f"keep {100 * cut['efficiency']:g}%: Z = {cut['z']:.2f}"
@@ -65,8 +80,11 @@ def window_fits(result: Mapping[str, Any], path: str | os.PathLike) -> None:
             ax.set_ylabel(f"events / {edges[1] - edges[0]:.2f} TeV")
             rax.set_ylabel("pull")
             ax.legend(loc="upper right", fontsize=10)
-    fig.suptitle(f"{result['method']}, window {result['window']}: SR {result['sr'][0]:.2f}-"
-                 f"{result['sr'][1]:.2f} TeV", y=1.0)
+    fig.suptitle(
+        f"{result['method']}, window {result['window']}: SR {result['sr'][0]:.2f}-"
+        f"{result['sr'][1]:.2f} TeV",
+        y=1.0,
+    )
     _save(fig, path)
 
 
@@ -79,7 +97,9 @@ def local_z_scan(table: pd.DataFrame, path: str | os.PathLike) -> None:
         ax.plot(grp["centre"], grp["z"], "o-", label=f"{method}, keep {100 * eff:g}%")
     for z in range(1, 6):
         ax.axhline(z, color="gray", ls=":", lw=0.8)
-        ax.text(1.0, z, f" {z}$\\sigma$", transform=ax.get_yaxis_transform(), va="center", color="gray")
+        ax.text(
+            1.0, z, f" {z}$\\sigma$", transform=ax.get_yaxis_transform(), va="center", color="gray"
+        )
     ax.set_xlabel(r"signal-region centre $m_{jj}$ [TeV]")
     ax.set_ylabel(r"local significance $Z$")
     ax.set_ylim(bottom=0)
@@ -93,8 +113,9 @@ def _sigma_lines(ax: plt.Axes, max_sigma: int = 5) -> None:
     for z in range(1, max_sigma + 1):
         p = stats.norm.sf(z)
         ax.axhline(p, color="gray", ls=":", lw=0.8)
-        ax.text(1.0, p, f" {z}$\\sigma$", transform=ax.get_yaxis_transform(), va="center",
-                color="gray")
+        ax.text(
+            1.0, p, f" {z}$\\sigma$", transform=ax.get_yaxis_transform(), va="center", color="gray"
+        )
 
 
 def local_p0_scan(table: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -161,8 +182,10 @@ def limit_scan(
     given or taken from the fits' ``xsec_limit``.
     """
     lumi = luminosity_fb or _luminosity(fits)
-    keys = sorted({(f["method"], c["efficiency"]) for f in fits if not f.get("skipped")
-                   for c in f["cuts"]}, key=lambda k: (k[0], -k[1]))
+    keys = sorted(
+        {(f["method"], c["efficiency"]) for f in fits if not f.get("skipped") for c in f["cuts"]},
+        key=lambda k: (k[0], -k[1]),
+    )
     methods = sorted({k[0] for k in keys})
     effs = sorted({k[1] for k in keys}, reverse=True)
     if not keys:
@@ -171,8 +194,13 @@ def limit_scan(
         ax.set_axis_off()
         _save(fig, path)
         return
-    fig, axes = plt.subplots(len(methods), len(effs), figsize=(4.4 * len(effs), 3.8 * len(methods)),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(methods),
+        len(effs),
+        figsize=(4.4 * len(effs), 3.8 * len(methods)),
+        squeeze=False,
+        sharex=True,
+    )
     for r, method in enumerate(methods):
         for k, eff in enumerate(effs):
             ax = axes[r, k]
@@ -182,17 +210,23 @@ def limit_scan(
                 ax.text(0.5, 0.5, "no limit", ha="center", transform=ax.transAxes)
                 continue
             x, band = pts["centre"], pts["band"]
-            ax.fill_between(x, band[:, 0], band[:, 4], color="#ffcc00", lw=0,
-                            label=r"expected $\pm 2\sigma$")
-            ax.fill_between(x, band[:, 1], band[:, 3], color="#00cc00", lw=0,
-                            label=r"expected $\pm 1\sigma$")
+            ax.fill_between(
+                x, band[:, 0], band[:, 4], color="#ffcc00", lw=0, label=r"expected $\pm 2\sigma$"
+            )
+            ax.fill_between(
+                x, band[:, 1], band[:, 3], color="#00cc00", lw=0, label=r"expected $\pm 1\sigma$"
+            )
             ax.plot(x, band[:, 2], "k--", lw=1.2, label="expected")
             ax.plot(x, pts["observed"], "ko-", ms=3.5, lw=1.5, label="observed")
             ax.set_yscale("log")
             if lumi:
-                sec = ax.secondary_yaxis("right", functions=(lambda n: n / lumi, lambda x: x * lumi))
+                sec = ax.secondary_yaxis(
+                    "right", functions=(lambda n: n / lumi, lambda x: x * lumi)
+                )
                 if k == len(effs) - 1:
-                    sec.set_ylabel(rf"$\sigma \times \epsilon \times A$ [fb] at {lumi:g} fb$^{{-1}}$")
+                    sec.set_ylabel(
+                        rf"$\sigma \times \epsilon \times A$ [fb] at {lumi:g} fb$^{{-1}}$"
+                    )
             if r == len(methods) - 1:
                 ax.set_xlabel(r"SR centre $m_{jj}$ [TeV]")
             if k == 0:
@@ -233,8 +267,11 @@ def sensitivity_curves(med: pd.DataFrame, path: str | os.PathLike) -> None:
     bounded by their number (open markers); Gross-Vitells, dashed, extrapolates beyond it.
     """
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    panels = [("z_local", r"$Z_\mathrm{local}$, signal window, best cut"),
-              ("z_global", r"$Z_\mathrm{global}$"), ("max_sic", "max SIC, signal window")]
+    panels = [
+        ("z_local", r"$Z_\mathrm{local}$, signal window, best cut"),
+        ("z_global", r"$Z_\mathrm{global}$"),
+        ("max_sic", "max SIC, signal window"),
+    ]
     x_max = float(np.nanmax(med["s_over_sqrt_b_median"])) * 1.1 or 1.0
     for ax, (key, label) in zip(axes, panels, strict=True):
         for i, (method, rows) in enumerate(med.groupby("method")):
@@ -243,16 +280,37 @@ def sensitivity_curves(med: pd.DataFrame, path: str | os.PathLike) -> None:
             colour = f"C{i}"
             name = f"{method} (toys)" if key == "z_global" else method
             ax.plot(x, rows[f"{key}_median"], "o-", color=colour, label=name)
-            ax.fill_between(x, rows[f"{key}_q16"], rows[f"{key}_q84"], color=colour, alpha=0.2, lw=0)
+            ax.fill_between(
+                x, rows[f"{key}_q16"], rows[f"{key}_q84"], color=colour, alpha=0.2, lw=0
+            )
             if key == "z_local":
-                ax.plot(x, rows["z_oracle_median"], "s:", color=colour, ms=4,
-                        label=f"{method}: oracle (true background)")
+                ax.plot(
+                    x,
+                    rows["z_oracle_median"],
+                    "s:",
+                    color=colour,
+                    ms=4,
+                    label=f"{method}: oracle (true background)",
+                )
             if key == "z_global":
                 bound = rows["z_global_bound_fraction"].to_numpy() >= 0.5
                 if bound.any():
-                    ax.plot(x[bound], rows["z_global_median"].to_numpy()[bound], "o", mfc="white",
-                            color=colour, label="at the toys' limit (a lower bound)")
-                ax.plot(x, rows["z_global_gv_median"], "^--", color=colour, ms=4, label=f"{method} (Gross-Vitells)")
+                    ax.plot(
+                        x[bound],
+                        rows["z_global_median"].to_numpy()[bound],
+                        "o",
+                        mfc="white",
+                        color=colour,
+                        label="at the toys' limit (a lower bound)",
+                    )
+                ax.plot(
+                    x,
+                    rows["z_global_gv_median"],
+                    "^--",
+                    color=colour,
+                    ms=4,
+                    label=f"{method} (Gross-Vitells)",
+                )
         if key != "max_sic":
             ax.axhline(3, color="grey", ls="--", lw=1)
             ax.axhline(5, color="grey", ls="-.", lw=1)
@@ -264,7 +322,9 @@ def sensitivity_curves(med: pd.DataFrame, path: str | os.PathLike) -> None:
         ref = med.loc[med["s_over_sqrt_b_median"] > 0]
         if len(ref):
             slope = float(np.nanmedian(ref["s_over_b_median"] / ref["s_over_sqrt_b_median"]))
-            top = ax.secondary_xaxis("top", functions=(lambda v, s=slope: v * s, lambda v, s=slope: v / s))
+            top = ax.secondary_xaxis(
+                "top", functions=(lambda v, s=slope: v * s, lambda v, s=slope: v / s)
+            )
             top.set_xlabel("S/B in the SR")
     fig.suptitle("Sensitivity: median over seeds, band 16-84%", y=1.02)
     fig.tight_layout()

@@ -65,7 +65,14 @@ def windows(regions_cfg: dict[str, Any]) -> list[Window]:
         sr_hi = round(sr_lo + width, 6)
         if sr_hi + sb > hi + 1e-9:
             break
-        out.append(Window(f"w{k:02d}", (sr_lo, sr_hi), (round(sr_lo - sb, 6), sr_lo), (sr_hi, round(sr_hi + sb, 6))))
+        out.append(
+            Window(
+                f"w{k:02d}",
+                (sr_lo, sr_hi),
+                (round(sr_lo - sb, 6), sr_lo),
+                (sr_hi, round(sr_hi + sb, 6)),
+            )
+        )
         k += 1
     return out
 
@@ -101,7 +108,9 @@ def assign_folds(n: int, folds: int, seed: int) -> np.ndarray:
     return rng.permutation(np.arange(n) % folds).astype(np.int8)
 
 
-def summarize_windows(data: pd.DataFrame, wins: Sequence[Window], min_events: dict[str, int]) -> list[dict[str, Any]]:
+def summarize_windows(
+    data: pd.DataFrame, wins: Sequence[Window], min_events: dict[str, int]
+) -> list[dict[str, Any]]:
     mjj = data["mjj"].to_numpy()
     labels = data["label"].to_numpy()
     rows = []
@@ -161,7 +170,9 @@ def load_windows(path: str) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m anomalyhunt.regions", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m anomalyhunt.regions", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--config", required=True)
     p.add_argument("--features", required=True, help="features.parquet from the data stage")
     p.add_argument("--out-events", required=True, help="events.parquet: the data sample with folds")
@@ -172,7 +183,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_parquet(data, args.out_events)
     write_json(meta, args.out_windows)
     n_ok = sum(w["skipped"] is None for w in meta["windows"])
-    log.info("%d events (%d signal injected), %d of %d windows usable", len(data), meta["n_injected"], n_ok, len(meta["windows"]))
+    log.info(
+        "%d events (%d signal injected), %d of %d windows usable",
+        len(data),
+        meta["n_injected"],
+        n_ok,
+        len(meta["windows"]),
+    )
 
 
 if __name__ == "__main__":

@@ -40,27 +40,58 @@ def point_run(run: str, seed: int, n_inject: int) -> str:
 def point_config(config: dict[str, Any], seed: int, n_inject: int) -> dict[str, Any]:
     """The base search with this seed and injection; toys and extras from the sensitivity block."""
     sens = config["sensitivity"]
-    return ah_config.merge(config, {
-        "run": point_run(config["run"], seed, n_inject),
-        "seed": seed,
-        "regions": {"n_inject": n_inject},
-        "summary": {"toys": sens["toys"]},
-        "output": {"root": False},
-    })
+    return ah_config.merge(
+        config,
+        {
+            "run": point_run(config["run"], seed, n_inject),
+            "seed": seed,
+            "regions": {"n_inject": n_inject},
+            "summary": {"toys": sens["toys"]},
+            "output": {"root": False},
+        },
+    )
 
 
-def _snakemake(cfg_path: Path, targets: Sequence[str], snakefile: Path, workdir: Path, cores: int,
-               extra_args: Sequence[str]) -> subprocess.CompletedProcess:
+def _snakemake(
+    cfg_path: Path,
+    targets: Sequence[str],
+    snakefile: Path,
+    workdir: Path,
+    cores: int,
+    extra_args: Sequence[str],
+) -> subprocess.CompletedProcess:
     # --nolock: the outer Snakemake (the `sensitivity` rule) holds the working directory's lock;
     # the inner runs write only below their own results/<run>/ folders.
-    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(snakefile), "-d", str(workdir),
-           "--configfile", str(cfg_path), "--cores", str(cores), "--nolock", *extra_args,
-           "--quiet", "progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        *targets,
+        "-s",
+        str(snakefile),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(cfg_path),
+        "--cores",
+        str(cores),
+        "--nolock",
+        *extra_args,
+        "--quiet",
+        "progress",
+    ]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
-def run_point(config: dict[str, Any], seed: int, n_inject: int, snakefile: Path, workdir: Path,
-              cores: int, extra_args: Sequence[str] = ()) -> Path:
+def run_point(
+    config: dict[str, Any],
+    seed: int,
+    n_inject: int,
+    snakefile: Path,
+    workdir: Path,
+    cores: int,
+    extra_args: Sequence[str] = (),
+) -> Path:
     """Run (or reuse) one point's search with Snakemake; return its run folder.
 
     Only what the curve reads is made: the summary, and the truth evaluation of the window that
@@ -80,7 +111,9 @@ def run_point(config: dict[str, Any], seed: int, n_inject: int, snakefile: Path,
             proc = _snakemake(cfg_path, targets, snakefile, workdir, cores, extra_args)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout)[-3000:]
-        raise AnomalyHuntError(f"sensitivity point {cfg['run']} failed (its logs: {run_dir}/logs):\n{tail}")
+        raise AnomalyHuntError(
+            f"sensitivity point {cfg['run']} failed (its logs: {run_dir}/logs):\n{tail}"
+        )
     return run_dir
 
 
@@ -117,17 +150,26 @@ def point_rows(run_dir: Path, window: str, seed: int, n_inject: int) -> list[dic
         best = max(tested, key=lambda r: r["z"])
         s_cut = float(best.get("n_signal_sr") or 0)
         per = g.get("per_method", {}).get(method) or {**g["toys"], "z_local_max": g["z_local_max"]}
-        rows.append({
-            "method": method, "seed": seed, "n_inject": n_inject, "window": window,
-            "s_sr": s, "b_sr": b, "s_over_b": s / b if b > 0 else float("nan"),
-            "s_over_sqrt_b": s / math.sqrt(b) if b > 0 else float("nan"),
-            "best_efficiency": best["efficiency"], "z_local": float(best["z"]),
-            "z_oracle": oracle_z(float(best["n_obs"]), float(best["n_obs"]) - s_cut),
-            "z_global": float(per["z_global"]), "z_global_is_bound": bool(per.get("is_upper_bound", False)),
-            "z_global_gv": float(g.get("gross_vitells", {}).get("z_global", float("nan"))),
-            "z_local_max_any_window": float(per["z_local_max"]),
-            "max_sic": float(metrics.get(method, {}).get("max_sic") or float("nan")),
-        })
+        rows.append(
+            {
+                "method": method,
+                "seed": seed,
+                "n_inject": n_inject,
+                "window": window,
+                "s_sr": s,
+                "b_sr": b,
+                "s_over_b": s / b if b > 0 else float("nan"),
+                "s_over_sqrt_b": s / math.sqrt(b) if b > 0 else float("nan"),
+                "best_efficiency": best["efficiency"],
+                "z_local": float(best["z"]),
+                "z_oracle": oracle_z(float(best["n_obs"]), float(best["n_obs"]) - s_cut),
+                "z_global": float(per["z_global"]),
+                "z_global_is_bound": bool(per.get("is_upper_bound", False)),
+                "z_global_gv": float(g.get("gross_vitells", {}).get("z_global", float("nan"))),
+                "z_local_max_any_window": float(per["z_local_max"]),
+                "max_sic": float(metrics.get(method, {}).get("max_sic") or float("nan")),
+            }
+        )
     return rows
 
 
@@ -139,20 +181,34 @@ def collect(run_dirs: dict[tuple[int, int], Path], window: str | None = None) ->
             if window:
                 break
     if window is None:
-        raise AnomalyHuntError("no point has injected signal: the signal window is unknown; "
-                               "give sensitivity.injections a nonzero count")
+        raise AnomalyHuntError(
+            "no point has injected signal: the signal window is unknown; "
+            "give sensitivity.injections a nonzero count"
+        )
     rows = [r for (seed, n), d in sorted(run_dirs.items()) for r in point_rows(d, window, seed, n)]
     return pd.DataFrame(rows)
 
 
 def medians(table: pd.DataFrame) -> pd.DataFrame:
     """Median and 16/84% spread over seeds, per method and injection."""
-    cols = ["s_over_b", "s_over_sqrt_b", "z_local", "z_oracle", "z_global", "z_global_gv", "max_sic"]
+    cols = [
+        "s_over_b",
+        "s_over_sqrt_b",
+        "z_local",
+        "z_oracle",
+        "z_global",
+        "z_global_gv",
+        "max_sic",
+    ]
     grouped = table.groupby(["method", "n_inject"])[cols]
     out = grouped.median().add_suffix("_median")
-    out = out.join(grouped.quantile(0.16).add_suffix("_q16")).join(grouped.quantile(0.84).add_suffix("_q84"))
+    out = out.join(grouped.quantile(0.16).add_suffix("_q16")).join(
+        grouped.quantile(0.84).add_suffix("_q84")
+    )
     out["n_seeds"] = table.groupby(["method", "n_inject"]).size()
-    out["z_global_bound_fraction"] = table.groupby(["method", "n_inject"])["z_global_is_bound"].mean()
+    out["z_global_bound_fraction"] = table.groupby(["method", "n_inject"])[
+        "z_global_is_bound"
+    ].mean()
     return out.reset_index()
 
 
@@ -165,29 +221,44 @@ def reach(med: pd.DataFrame, threshold: float = 3.0) -> dict[str, int | None]:
     return out
 
 
-def markdown(table: pd.DataFrame, med: pd.DataFrame, reached: dict[str, int | None], toys: int) -> str:
+def markdown(
+    table: pd.DataFrame, med: pd.DataFrame, reached: dict[str, int | None], toys: int
+) -> str:
     lines = [
-        "# Sensitivity curve", "",
+        "# Sensitivity curve",
+        "",
         f"Median over seeds (16-84% in brackets); the signal window is {table['window'].iloc[0]}; "
-        f"Z_global from {toys} toys per point (a value at the toys' limit is a lower bound).", "",
+        f"Z_global from {toys} toys per point (a value at the toys' limit is a lower bound).",
+        "",
         "| method | injected | S/B (SR) | S/sqrt(B) (SR) | Z local, best cut | oracle Z, same cut "
         "| Z global (toys) | Z global (Gross-Vitells) | max SIC | seeds |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(r: Any, key: str, fmt: str = ".2f") -> str:
-        return (f"{getattr(r, key + '_median'):{fmt}} ({getattr(r, key + '_q16'):{fmt}}-"
-                f"{getattr(r, key + '_q84'):{fmt}})")
+        return (
+            f"{getattr(r, key + '_median'):{fmt}} ({getattr(r, key + '_q16'):{fmt}}-"
+            f"{getattr(r, key + '_q84'):{fmt}})"
+        )
 
     for r in med.itertuples():
-        lines.append(f"| {r.method} | {r.n_inject} | {r.s_over_b_median:.2e} | {r.s_over_sqrt_b_median:.2f} "
-                     f"| {cell(r, 'z_local')} | {cell(r, 'z_oracle')} | {cell(r, 'z_global')} "
-                     f"| {cell(r, 'z_global_gv')} | {cell(r, 'max_sic', '.1f')} | {r.n_seeds} |")
+        lines.append(
+            f"| {r.method} | {r.n_inject} | {r.s_over_b_median:.2e} | {r.s_over_sqrt_b_median:.2f} "
+            f"| {cell(r, 'z_local')} | {cell(r, 'z_oracle')} | {cell(r, 'z_global')} "
+            f"| {cell(r, 'z_global_gv')} | {cell(r, 'max_sic', '.1f')} | {r.n_seeds} |"
+        )
     limit = table.loc[table["z_global_is_bound"], "z_global"]
     if len(limit) and limit.max() < 3:
-        lines += ["", f"The toys cannot show Z_global above {limit.max():.2f}: raise sensitivity.toys."]
-    lines += ["", "Lowest injected count where the median Z_global (toys) reaches 3: "
-              + "; ".join(f"{m}: {n if n is not None else 'not reached'}" for m, n in reached.items()), ""]
+        lines += [
+            "",
+            f"The toys cannot show Z_global above {limit.max():.2f}: raise sensitivity.toys.",
+        ]
+    lines += [
+        "",
+        "Lowest injected count where the median Z_global (toys) reaches 3: "
+        + "; ".join(f"{m}: {n if n is not None else 'not reached'}" for m, n in reached.items()),
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -202,22 +273,36 @@ def write_outputs(table: pd.DataFrame, out_dir: Path, toys: int) -> dict[str, An
     with atomic_path(out_dir / "sensitivity.md") as tmp:
         tmp.write_text(markdown(table, med, reached, toys))
     plots.sensitivity_curves(med, out_dir / "sensitivity.png")
-    result = {"signal_window": str(table["window"].iloc[0]), "toys_per_point": toys,
-              "lowest_injection_z_global_3": reached, "medians": med.to_dict(orient="records"),
-              "points": table.to_dict(orient="records")}
+    result = {
+        "signal_window": str(table["window"].iloc[0]),
+        "toys_per_point": toys,
+        "lowest_injection_z_global_3": reached,
+        "medians": med.to_dict(orient="records"),
+        "points": table.to_dict(orient="records"),
+    }
     write_json(result, out_dir / "sensitivity.json")
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m anomalyhunt.sensitivity", description=__doc__.splitlines()[0])
-    p.add_argument("--config", required=True, help="the resolved config (results/<run>/config.yaml)")
-    p.add_argument("--out-dir", required=True, help="where sensitivity.{json,md,png} and points.csv go")
+    p = argparse.ArgumentParser(
+        prog="python -m anomalyhunt.sensitivity", description=__doc__.splitlines()[0]
+    )
+    p.add_argument(
+        "--config", required=True, help="the resolved config (results/<run>/config.yaml)"
+    )
+    p.add_argument(
+        "--out-dir", required=True, help="where sensitivity.{json,md,png} and points.csv go"
+    )
     p.add_argument("--snakefile", default="Snakefile", help="the workflow that runs each point")
     p.add_argument("--workdir", default=".", help="the workflow's working directory")
     p.add_argument("--cores", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--snakemake-args", default="", help="extra arguments for each point's Snakemake "
-                   "(e.g. '--profile profiles/slurm' to send the points' jobs to a cluster)")
+    p.add_argument(
+        "--snakemake-args",
+        default="",
+        help="extra arguments for each point's Snakemake "
+        "(e.g. '--profile profiles/slurm' to send the points' jobs to a cluster)",
+    )
     args = p.parse_args(argv)
     config = ah_config.load(args.config)
     sens = config["sensitivity"]
@@ -226,10 +311,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     points = [(seed, n) for n in sens["injections"] for seed in sens["seeds"]]
     for i, (seed, n) in enumerate(points, 1):
         log.info("[%d/%d]", i, len(points))
-        run_dirs[(seed, n)] = run_point(config, seed, n, Path(args.snakefile).resolve(), workdir,
-                                        args.cores, shlex.split(args.snakemake_args))
+        run_dirs[(seed, n)] = run_point(
+            config,
+            seed,
+            n,
+            Path(args.snakefile).resolve(),
+            workdir,
+            args.cores,
+            shlex.split(args.snakemake_args),
+        )
     result = write_outputs(collect(run_dirs), Path(args.out_dir), sens["toys"])
-    log.info("lowest injection with median Z_global >= 3: %s", result["lowest_injection_z_global_3"])
+    log.info(
+        "lowest injection with median Z_global >= 3: %s", result["lowest_injection_z_global_3"]
+    )
 
 
 if __name__ == "__main__":

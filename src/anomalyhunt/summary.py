@@ -32,31 +32,65 @@ def local_table(fits: Sequence[dict[str, Any]]) -> pd.DataFrame:
     rows = []
     for f in fits:
         if f["skipped"]:
-            rows.append({"method": f["method"], "window": f["window"], "centre": f["centre"],
-                         "sr_lo": f["sr"][0], "sr_hi": f["sr"][1], "efficiency": np.nan,
-                         "status": f"skipped: {f['skipped']}"})
+            rows.append(
+                {
+                    "method": f["method"],
+                    "window": f["window"],
+                    "centre": f["centre"],
+                    "sr_lo": f["sr"][0],
+                    "sr_hi": f["sr"][1],
+                    "efficiency": np.nan,
+                    "status": f"skipped: {f['skipped']}",
+                }
+            )
             continue
         for c in f["cuts"]:
             limit = c.get("limit") or {}
             xs = (c.get("xsec_limit") or {}).get("sigma_eff_acc_fb") or {}
             spur = c.get("spurious") or {}
-            rows.append({
-                "method": f["method"], "window": f["window"], "centre": f["centre"],
-                "sr_lo": f["sr"][0], "sr_hi": f["sr"][1], "efficiency": c["efficiency"],
-                "n_obs": c["n_obs"], "b": c["b"], "sigma_b": c["sigma_b"],
-                "z": c["z"], "p0": c["p0"], "limit_obs": limit.get("observed"),
-                "limit_exp": limit.get("expected"), "chi2_ndf": _chi2_ndf(c["fit"]),
-                "fit_pvalue": c["fit"].get("chi2_pvalue"), "n_signal_sr": c.get("n_signal_sr"),
-                "function": c.get("function", "dijet4"), "n_free": c["fit"].get("n_free"),
-                "sparse": c["fit"].get("sparse"), "sparse_action": c["fit"].get("sparse_action"),
-                "sr_bins": (c.get("sr_model") or {}).get("bins", 1),
-                "spurious_ratio": spur.get("ratio"), "spurious_flag": spur.get("flag"),
-                "signal_eff": c.get("signal_efficiency"), "xsec_obs_fb": xs.get("observed"),
-                "xsec_exp_fb": xs.get("expected"),
-                "status": "ok" if c["valid"] else f"fit failed: {c['reason']}",
-            })
+            rows.append(
+                {
+                    "method": f["method"],
+                    "window": f["window"],
+                    "centre": f["centre"],
+                    "sr_lo": f["sr"][0],
+                    "sr_hi": f["sr"][1],
+                    "efficiency": c["efficiency"],
+                    "n_obs": c["n_obs"],
+                    "b": c["b"],
+                    "sigma_b": c["sigma_b"],
+                    "z": c["z"],
+                    "p0": c["p0"],
+                    "limit_obs": limit.get("observed"),
+                    "limit_exp": limit.get("expected"),
+                    "chi2_ndf": _chi2_ndf(c["fit"]),
+                    "fit_pvalue": c["fit"].get("chi2_pvalue"),
+                    "n_signal_sr": c.get("n_signal_sr"),
+                    "function": c.get("function", "dijet4"),
+                    "n_free": c["fit"].get("n_free"),
+                    "sparse": c["fit"].get("sparse"),
+                    "sparse_action": c["fit"].get("sparse_action"),
+                    "sr_bins": (c.get("sr_model") or {}).get("bins", 1),
+                    "spurious_ratio": spur.get("ratio"),
+                    "spurious_flag": spur.get("flag"),
+                    "signal_eff": c.get("signal_efficiency"),
+                    "xsec_obs_fb": xs.get("observed"),
+                    "xsec_exp_fb": xs.get("expected"),
+                    "status": "ok" if c["valid"] else f"fit failed: {c['reason']}",
+                }
+            )
     table = pd.DataFrame(rows)
-    for col in ("z", "p0", "b", "sigma_b", "n_obs", "limit_obs", "limit_exp", "xsec_obs_fb", "xsec_exp_fb"):
+    for col in (
+        "z",
+        "p0",
+        "b",
+        "sigma_b",
+        "n_obs",
+        "limit_obs",
+        "limit_exp",
+        "xsec_obs_fb",
+        "xsec_exp_fb",
+    ):
         if col not in table:
             table[col] = np.nan
         table[col] = pd.to_numeric(table[col], errors="coerce")
@@ -68,7 +102,9 @@ def _chi2_ndf(fit: dict[str, Any]) -> float | None:
     return fit["chi2"] / ndf if ndf and fit.get("chi2") is not None else None
 
 
-def toy_tests(fits: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[str, str, float, float]]]:
+def toy_tests(
+    fits: Sequence[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[tuple[str, str, float, float]]]:
     """The (window, cut) tests the toys redo, with their keys (method, window, efficiency, centre)."""
     tests, keys = [], []
     for f in fits:
@@ -79,11 +115,20 @@ def toy_tests(fits: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
                 continue
             fit = c["fit"]
             sr_model = c.get("sr_model") or {}
-            tests.append({"edges": np.asarray(fit["edges"]), "expected": np.asarray(fit["expected"]),
-                          "sr": tuple(f["sr"]), "start": np.asarray(fit["params"]),
-                          "function": fit.get("function"), "n_free": fit.get("n_free"),
-                          "sr_bins": sr_model.get("bins", 1), "signal_shape": sr_model.get("signal_shape"),
-                          "log_offset": fit.get("log_offset"), "choice_shift": fit.get("choice_shift")})
+            tests.append(
+                {
+                    "edges": np.asarray(fit["edges"]),
+                    "expected": np.asarray(fit["expected"]),
+                    "sr": tuple(f["sr"]),
+                    "start": np.asarray(fit["params"]),
+                    "function": fit.get("function"),
+                    "n_free": fit.get("n_free"),
+                    "sr_bins": sr_model.get("bins", 1),
+                    "signal_shape": sr_model.get("signal_shape"),
+                    "log_offset": fit.get("log_offset"),
+                    "choice_shift": fit.get("choice_shift"),
+                }
+            )
             keys.append((f["method"], f["window"], c["efficiency"], f["centre"]))
     return tests, keys
 
@@ -103,21 +148,33 @@ def bumphunter_check(fits: Sequence[dict[str, Any]], n_pe: int, seed: int) -> di
         return {"status": f"failed: {type(exc).__name__}: {exc}"}
 
 
-def global_significance(fits: Sequence[dict[str, Any]], table: pd.DataFrame, n_toys: int, seed: int,
-                        n_jobs: int, bumphunter_pe: int = bumphunter.DEFAULT_PE,
-                        bumphunter_seed: int | None = None) -> dict[str, Any]:
+def global_significance(
+    fits: Sequence[dict[str, Any]],
+    table: pd.DataFrame,
+    n_toys: int,
+    seed: int,
+    n_jobs: int,
+    bumphunter_pe: int = bumphunter.DEFAULT_PE,
+    bumphunter_seed: int | None = None,
+) -> dict[str, Any]:
     ok = table[table["status"] == "ok"]
     if ok.empty:
         return {"status": "no valid window: nothing to test"}
     best = ok.loc[ok["z"].idxmax()]
     z_max = float(best["z"])
-    out: dict[str, Any] = {"z_local_max": z_max, "p_local_min": float(best["p0"]),
-                           "n_tests": len(ok), "n_toys": n_toys}
+    out: dict[str, Any] = {
+        "z_local_max": z_max,
+        "p_local_min": float(best["p0"]),
+        "n_tests": len(ok),
+        "n_toys": n_toys,
+    }
     bh_seed = seed + 1 if bumphunter_seed is None else bumphunter_seed
     if n_toys == 0:
         out["toys"] = {"status": "not computed (summary.toys = 0)"}
-        out["gross_vitells"] = {"status": "not computed: it is fitted to the upcrossings of the toys, "
-                                          "so it needs summary.toys > 0"}
+        out["gross_vitells"] = {
+            "status": "not computed: it is fitted to the upcrossings of the toys, "
+            "so it needs summary.toys > 0"
+        }
         out["bumphunter"] = bumphunter_check(fits, bumphunter_pe, bh_seed)
         return out
     tests, keys = toy_tests(fits)
@@ -133,9 +190,14 @@ def global_significance(fits: Sequence[dict[str, Any]], table: pd.DataFrame, n_t
         order = sorted(idx, key=lambda i: keys[i][3])
         if len(order) >= 2:
             scans.append(z_toys[:, order])
-    out["gross_vitells"] = trials.gross_vitells_multi(scans, z_max) if scans else {
-        "status": "fewer than two windows per scan"}
-    out["toy_max_z_quantiles"] = {q: float(np.quantile(z_toys.max(axis=1), q)) for q in (0.5, 0.9, 0.99)}
+    out["gross_vitells"] = (
+        trials.gross_vitells_multi(scans, z_max)
+        if scans
+        else {"status": "fewer than two windows per scan"}
+    )
+    out["toy_max_z_quantiles"] = {
+        q: float(np.quantile(z_toys.max(axis=1), q)) for q in (0.5, 0.9, 0.99)
+    }
     methods = sorted({k[0] for k in keys})
     if len(methods) > 1:
         # each method alone, as if it were the only one run: the number to quote per method
@@ -144,12 +206,16 @@ def global_significance(fits: Sequence[dict[str, Any]], table: pd.DataFrame, n_t
             cols = [i for i, k in enumerate(keys) if k[0] == method]
             z_m = float(ok.loc[ok["method"] == method, "z"].max())
             out["per_method"][method] = {
-                "z_local_max": z_m, **trials.global_significance(z_m, z_toys[:, cols].max(axis=1))}
+                "z_local_max": z_m,
+                **trials.global_significance(z_m, z_toys[:, cols].max(axis=1)),
+            }
     out["bumphunter"] = bumphunter_check(fits, bumphunter_pe, bh_seed)
     return out
 
 
-def local_from_toys(ok: pd.DataFrame, keys: Sequence[tuple], z_toys: np.ndarray) -> list[dict[str, Any]]:
+def local_from_toys(
+    ok: pd.DataFrame, keys: Sequence[tuple], z_toys: np.ndarray
+) -> list[dict[str, Any]]:
     """Each test's local p-value from its own toys, beside the asymptotic one.
 
     The asymptotic q0 overstates Z on cuts that keep a few dozen events (at 3 sigma, a 0.1% cut
@@ -162,9 +228,17 @@ def local_from_toys(ok: pd.DataFrame, keys: Sequence[tuple], z_toys: np.ndarray)
         i = index.get((r.method, r.window, r.efficiency))
         if i is not None:
             t = trials.global_significance(float(r.z), z_toys[:, i])
-            rows.append({"method": r.method, "window": r.window, "efficiency": float(r.efficiency),
-                         "p0": t["p_global"], "z": t["z_global"], "n_toys": t["n_toys"],
-                         "is_lower_bound": t["is_upper_bound"]})  # fmt: skip
+            rows.append(
+                {
+                    "method": r.method,
+                    "window": r.window,
+                    "efficiency": float(r.efficiency),
+                    "p0": t["p_global"],
+                    "z": t["z_global"],
+                    "n_toys": t["n_toys"],
+                    "is_lower_bound": t["is_upper_bound"],
+                }
+            )
     return rows
 
 
@@ -190,10 +264,12 @@ def _bumphunter_line(bh: dict[str, Any] | None) -> str:
         return f"- BumpHunter cross-check: {bh.get('status')}"
     comb = bh["combined"]
     rel = ">" if comb["is_upper_bound"] else "="
-    return (f"- BumpHunter cross-check ({bh['n_pe']} pseudo-experiments per scan, "
-            f"{comb['n_scans']} scans; reference taken as exact): largest bump {bh['method']} keep "
-            f"{100 * bh['efficiency']:g}% at {bh['bump'][0]:.2f}-{bh['bump'][1]:.2f} TeV, "
-            f"Z_local = {bh['z_local']:.2f}, Z_global {rel} {comb['z_global']:.2f}")
+    return (
+        f"- BumpHunter cross-check ({bh['n_pe']} pseudo-experiments per scan, "
+        f"{comb['n_scans']} scans; reference taken as exact): largest bump {bh['method']} keep "
+        f"{100 * bh['efficiency']:g}% at {bh['bump'][0]:.2f}-{bh['bump'][1]:.2f} TeV, "
+        f"Z_local = {bh['z_local']:.2f}, Z_global {rel} {comb['z_global']:.2f}"
+    )
 
 
 def _num(v: Any) -> float | None:
@@ -226,14 +302,23 @@ def _statistics_lines(summary: dict[str, Any], table: pd.DataFrame) -> list[str]
     else:
         how = funcs[0]
     if st.get("background") == "ratio":
-        how = (f"{how} for the uncut spectrum; after each cut the uncut spectrum times a smooth cut "
-               f"efficiency ({', '.join(st.get('ratio_functions') or [])}, chosen by the same test)")
+        how = (
+            f"{how} for the uncut spectrum; after each cut the uncut spectrum times a smooth cut "
+            f"efficiency ({', '.join(st.get('ratio_functions') or [])}, chosen by the same test)"
+        )
     bins = st.get("sr_bins", 1)
-    model = "one counting bin" if bins == 1 else (
-        f"{bins} mjj bins, one eigen-variation of the fit per nuisance, Gaussian signal "
-        f"(resolution {st.get('resolution')} x SR centre)")
-    return [f"- statistics: background function {how}; SR model: {model}; cross sections at "
-            f"{st.get('luminosity_fb')} fb^-1 (nominal; set bumphunt.luminosity_fb)"]
+    model = (
+        "one counting bin"
+        if bins == 1
+        else (
+            f"{bins} mjj bins, one eigen-variation of the fit per nuisance, Gaussian signal "
+            f"(resolution {st.get('resolution')} x SR centre)"
+        )
+    )
+    return [
+        f"- statistics: background function {how}; SR model: {model}; cross sections at "
+        f"{st.get('luminosity_fb')} fb^-1 (nominal; set bumphunt.luminosity_fb)"
+    ]
 
 
 def _limits_table(table: pd.DataFrame, lumi: float | None) -> list[str]:
@@ -243,9 +328,15 @@ def _limits_table(table: pd.DataFrame, lumi: float | None) -> list[str]:
         return []
     effs = sorted(ok["efficiency"].unique(), reverse=True)
     unit = f"; sigma x eff x A in fb at {lumi:g} fb^-1" if lumi else ""
-    lines = ["", f"## 95% CLs upper limits: observed (expected) signal events in the SR{unit}", "",
-             "| method | window | SR centre (TeV) | " + " | ".join(f"keep {100 * e:g}%" for e in effs) + " |",
-             "|" + "---|" * (3 + len(effs))]
+    lines = [
+        "",
+        f"## 95% CLs upper limits: observed (expected) signal events in the SR{unit}",
+        "",
+        "| method | window | SR centre (TeV) | "
+        + " | ".join(f"keep {100 * e:g}%" for e in effs)
+        + " |",
+        "|" + "---|" * (3 + len(effs)),
+    ]
     for (method, window, centre), grp in ok.groupby(["method", "window", "centre"]):
         cells = []
         for e in effs:
@@ -270,12 +361,19 @@ def _sparse_lines(table: pd.DataFrame) -> list[str]:
     sparse = ok[ok["sparse"] == True]  # noqa: E712 (object column with None)
     if sparse.empty:
         return []
-    lines = ["", "## Sparse spectra (too few sideband events to constrain every configured function)", "",
-             f"- rule: at most min(events // {fitmod.MIN_EVENTS_PER_PARAMETER}, non-empty bins // "
-             f"{fitmod.MIN_BINS_PER_PARAMETER}) free parameters in the fitted sideband bins; "
-             f"{len(sparse)} of {len(ok)} tests affected"]
-    lines += [f"- {r.method} {r.window} keep {100 * r.efficiency:g}% ({r.function} with {r.n_free:.0f} free "
-              f"parameters): {r.sparse_action}" for r in sparse.itertuples()]
+    lines = [
+        "",
+        "## Sparse spectra (too few sideband events to constrain every configured function)",
+        "",
+        f"- rule: at most min(events // {fitmod.MIN_EVENTS_PER_PARAMETER}, non-empty bins // "
+        f"{fitmod.MIN_BINS_PER_PARAMETER}) free parameters in the fitted sideband bins; "
+        f"{len(sparse)} of {len(ok)} tests affected",
+    ]
+    lines += [
+        f"- {r.method} {r.window} keep {100 * r.efficiency:g}% ({r.function} with {r.n_free:.0f} free "
+        f"parameters): {r.sparse_action}"
+        for r in sparse.itertuples()
+    ]
     return lines
 
 
@@ -285,37 +383,61 @@ def _choice_and_spurious(table: pd.DataFrame) -> list[str]:
     lines: list[str] = []
     if "function" in ok and ok["function"].nunique() > 1:
         counts = ok.groupby(["efficiency", "function"]).size().unstack(fill_value=0)
-        lines += ["", "## Background function chosen (number of windows)", "",
-                  "| cut (keep) | " + " | ".join(counts.columns) + " |", "|" + "---|" * (1 + len(counts.columns))]
+        lines += [
+            "",
+            "## Background function chosen (number of windows)",
+            "",
+            "| cut (keep) | " + " | ".join(counts.columns) + " |",
+            "|" + "---|" * (1 + len(counts.columns)),
+        ]
         for eff, row in counts.sort_index(ascending=False).iterrows():
-            lines.append(f"| {100 * eff:g}% | " + " | ".join(str(int(v)) for v in row.to_numpy()) + " |")
+            lines.append(
+                f"| {100 * eff:g}% | " + " | ".join(str(int(v)) for v in row.to_numpy()) + " |"
+            )
     if "spurious_ratio" in ok and ok["spurious_ratio"].notna().any():
         tested = ok[ok["spurious_ratio"].notna()]
         flagged = tested[tested["spurious_flag"] == True]  # noqa: E712 (object column with None)
         worst = tested.loc[tested["spurious_ratio"].abs().idxmax()]
-        lines += ["", "## Spurious signal (fitted signal / its uncertainty on background-only pseudo-data)", "",
-                  f"- {len(flagged)} of {len(tested)} tests flagged (|S_spur| / sigma_S > threshold); largest "
-                  f"{worst['spurious_ratio']:+.2f} in {worst['method']} {worst['window']} keep {100 * worst['efficiency']:g}% "
-                  f"({worst['function']})"]
-        lines += [f"- flagged: {r.method} {r.window} keep {100 * r.efficiency:g}% ({r.function}): "
-                  f"{r.spurious_ratio:+.2f}" for r in flagged.itertuples()]
+        lines += [
+            "",
+            "## Spurious signal (fitted signal / its uncertainty on background-only pseudo-data)",
+            "",
+            f"- {len(flagged)} of {len(tested)} tests flagged (|S_spur| / sigma_S > threshold); largest "
+            f"{worst['spurious_ratio']:+.2f} in {worst['method']} {worst['window']} keep {100 * worst['efficiency']:g}% "
+            f"({worst['function']})",
+        ]
+        lines += [
+            f"- flagged: {r.method} {r.window} keep {100 * r.efficiency:g}% ({r.function}): "
+            f"{r.spurious_ratio:+.2f}"
+            for r in flagged.itertuples()
+        ]
     return lines
 
 
 def _toy_z_text(best: dict[str, Any], g: dict[str, Any]) -> str:
     for t in g.get("local_toys", []):
-        if (t["method"], t["window"], t["efficiency"]) == (best["method"], best["window"], best["efficiency"]):
+        if (t["method"], t["window"], t["efficiency"]) == (
+            best["method"],
+            best["window"],
+            best["efficiency"],
+        ):
             rel = ">" if t["is_lower_bound"] else "="
-            return f" (asymptotic; from this test's own {t['n_toys']} toys Z_local {rel} {t['z']:.2f})"
+            return (
+                f" (asymptotic; from this test's own {t['n_toys']} toys Z_local {rel} {t['z']:.2f})"
+            )
     return ""
 
 
 def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> None:
     lines = [f"# anomalyhunt search `{summary['run']}`", ""]
-    lines.append(f"- data: {summary['data_source']}, {summary['n_events']:,} events, "
-                 f"{summary['n_injected']} signal events injected")
-    lines.append(f"- methods: {', '.join(summary['methods'])}; windows: {summary['n_windows']} "
-                 f"({summary['n_windows_skipped']} skipped); cuts keep {summary['efficiencies']}")
+    lines.append(
+        f"- data: {summary['data_source']}, {summary['n_events']:,} events, "
+        f"{summary['n_injected']} signal events injected"
+    )
+    lines.append(
+        f"- methods: {', '.join(summary['methods'])}; windows: {summary['n_windows']} "
+        f"({summary['n_windows_skipped']} skipped); cuts keep {summary['efficiencies']}"
+    )
     best = summary["best"]
     g = summary["global"]
     if best:
@@ -327,43 +449,66 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
         )
         toys = g.get("toys", {})
         if "z_global" in toys and toys.get("is_upper_bound"):
-            lines.append(f"- **global significance** ({toys['n_toys']} toys, none as extreme): "
-                         f"p < {toys['p_global']:.3g}, **Z_global > {toys['z_global']:.2f}** "
-                         "(more toys give a sharper number; see Gross-Vitells)")
+            lines.append(
+                f"- **global significance** ({toys['n_toys']} toys, none as extreme): "
+                f"p < {toys['p_global']:.3g}, **Z_global > {toys['z_global']:.2f}** "
+                "(more toys give a sharper number; see Gross-Vitells)"
+            )
         elif "z_global" in toys:
-            lines.append(f"- **global significance** ({toys['n_toys']} toys): p = {toys['p_global']:.3g} "
-                         f"± {toys['p_global_err']:.2g}, **Z_global = {toys['z_global']:.2f}**")
+            lines.append(
+                f"- **global significance** ({toys['n_toys']} toys): p = {toys['p_global']:.3g} "
+                f"± {toys['p_global_err']:.2g}, **Z_global = {toys['z_global']:.2f}**"
+            )
         else:
-            lines.append(f"- **global significance from toys: {toys.get('status', 'not computed')}**; "
-                         "the local Z above is not corrected for the look-elsewhere effect")
+            lines.append(
+                f"- **global significance from toys: {toys.get('status', 'not computed')}**; "
+                "the local Z above is not corrected for the look-elsewhere effect"
+            )
         gv = g.get("gross_vitells", {})
         if "z_global" in gv:
-            how = ("upcrossings fitted over several levels" if gv.get("method") == "fit"
-                   else "single-level extrapolation")
-            lines.append(f"- Gross-Vitells estimate ({how}): p = {gv['p_global']:.3g}, Z_global = {gv['z_global']:.2f}")
+            how = (
+                "upcrossings fitted over several levels"
+                if gv.get("method") == "fit"
+                else "single-level extrapolation"
+            )
+            lines.append(
+                f"- Gross-Vitells estimate ({how}): p = {gv['p_global']:.3g}, Z_global = {gv['z_global']:.2f}"
+            )
         elif gv.get("status"):
             lines.append(f"- Gross-Vitells estimate: {gv['status']}")
         lines.append(_bumphunter_line(g.get("bumphunter")))
         if g.get("per_method"):
             each = "; ".join(
                 f"{method}: Z_local = {pm['z_local_max']:.2f}, Z_global {'>' if pm['is_upper_bound'] else '='} "
-                f"{pm['z_global']:.2f}" for method, pm in g["per_method"].items())
+                f"{pm['z_global']:.2f}"
+                for method, pm in g["per_method"].items()
+            )
             lines.append(f"- each method alone (toys of its own tests only): {each}")
         lines.append(_limit_line(best))
     else:
-        lines.append("- **NOTHING WAS TESTED**: no window and cut gave a result (the reasons are under "
-                     "'Not tested'); this is not a search result")
+        lines.append(
+            "- **NOTHING WAS TESTED**: no window and cut gave a result (the reasons are under "
+            "'Not tested'); this is not a search result"
+        )
     if summary.get("stale_windows"):
-        lines.append(f"- **stale outputs**: {', '.join(summary['stale_windows'])} under "
-                     f"results/{summary['run']}/windows/ are left from an earlier scan and are not part "
-                     "of this search (each holds a STALE.md saying so); delete them or ignore them")
+        lines.append(
+            f"- **stale outputs**: {', '.join(summary['stale_windows'])} under "
+            f"results/{summary['run']}/windows/ are left from an earlier scan and are not part "
+            "of this search (each holds a STALE.md saying so); delete them or ignore them"
+        )
     lines += _statistics_lines(summary, table)
     lines += ["", "## Local significance (Z) per window and cut", ""]
     ok = table[table["status"] == "ok"]
     if not ok.empty:
-        pivot = ok.pivot_table(index=["method", "window", "centre"], columns="efficiency", values="z")
+        pivot = ok.pivot_table(
+            index=["method", "window", "centre"], columns="efficiency", values="z"
+        )
         pivot = pivot[sorted(pivot.columns, reverse=True)]
-        header = "| method | window | SR centre (TeV) | " + " | ".join(f"keep {100 * e:g}%" for e in pivot.columns) + " |"
+        header = (
+            "| method | window | SR centre (TeV) | "
+            + " | ".join(f"keep {100 * e:g}%" for e in pivot.columns)
+            + " |"
+        )
         lines += [header, "|" + "---|" * (3 + len(pivot.columns))]
         for (method, window, centre), row in pivot.iterrows():
             cells = " | ".join("" if np.isnan(v) else f"{v:.2f}" for v in row.to_numpy())
@@ -374,7 +519,9 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
     bad = table[table["status"] != "ok"]
     if not bad.empty:
         lines += ["", "## Not tested", ""]
-        lines += [f"- {r.method} {r.window} keep {r.efficiency}: {r.status}" for r in bad.itertuples()]
+        lines += [
+            f"- {r.method} {r.window} keep {r.efficiency}: {r.status}" for r in bad.itertuples()
+        ]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 
@@ -399,21 +546,29 @@ def mark_stale_windows(windows_dir: Path, current: Sequence[str], run: str) -> l
             continue
         stale.append(d.name)
         with atomic_path(note) as tmp:
-            tmp.write_text(f"# {d.name} is stale\n\nThis window is not part of the latest search of run "
-                           f"`{run}` (its regions.scan no longer contains it): nothing here is a "
-                           "current result. See ../../summary.md.\n")
+            tmp.write_text(
+                f"# {d.name} is stale\n\nThis window is not part of the latest search of run "
+                f"`{run}` (its regions.scan no longer contains it): nothing here is a "
+                "current result. See ../../summary.md.\n"
+            )
     if stale:
-        log.warning("stale window folders from an earlier scan (not part of this search): %s",
-                    ", ".join(stale))
+        log.warning(
+            "stale window folders from an earlier scan (not part of this search): %s",
+            ", ".join(stale),
+        )
     return stale
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m anomalyhunt.summary", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m anomalyhunt.summary", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--config", required=True)
     p.add_argument("--windows", required=True)
     p.add_argument("--fits", nargs="+", required=True, help="fit.json of every window and method")
-    p.add_argument("--out-dir", required=True, help="writes summary.json, summary.md, local_z.csv, plots/")
+    p.add_argument(
+        "--out-dir", required=True, help="writes summary.json, summary.md, local_z.csv, plots/"
+    )
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for the toys")
     args = p.parse_args(argv)
     config = cfgmod.load(args.config)
@@ -421,25 +576,47 @@ def main(argv: Sequence[str] | None = None) -> None:
     fits = [read_json(f) for f in args.fits]
     table = local_table(fits)
     out = Path(args.out_dir)
-    glob = global_significance(fits, table, config["summary"]["toys"],
-                               cfgmod.derive_seed(config["seed"], "toys"), args.jobs,
-                               bumphunter_seed=cfgmod.derive_seed(config["seed"], "bumphunter"))
+    glob = global_significance(
+        fits,
+        table,
+        config["summary"]["toys"],
+        cfgmod.derive_seed(config["seed"], "toys"),
+        args.jobs,
+        bumphunter_seed=cfgmod.derive_seed(config["seed"], "bumphunter"),
+    )
     table = with_toy_z(table, glob.get("local_toys", []))
     summary = {
-        "run": config["run"], "data_source": config["data"]["source"], "n_events": meta["n_events"],
-        "n_injected": meta["n_injected"], "methods": sorted({f["method"] for f in fits}),
-        "efficiencies": config["bumphunt"]["efficiencies"], "n_windows": len(meta["windows"]),
+        "run": config["run"],
+        "data_source": config["data"]["source"],
+        "n_events": meta["n_events"],
+        "n_injected": meta["n_injected"],
+        "methods": sorted({f["method"] for f in fits}),
+        "efficiencies": config["bumphunt"]["efficiencies"],
+        "n_windows": len(meta["windows"]),
         "n_windows_skipped": sum(w["skipped"] is not None for w in meta["windows"]),
-        "best": best_row(table), "global": glob,
+        "best": best_row(table),
+        "global": glob,
         "luminosity_fb": config["bumphunt"]["luminosity_fb"],
-        "statistics": {k: config["bumphunt"][k] for k in
-                       ("functions", "selection", "selection_threshold", "sr_bins", "luminosity_fb",
-                        "background", "ratio_functions")}
-        | {"resolution": config["bumphunt"]["signal"]["resolution"],
-           "spurious": config["bumphunt"]["spurious"]["enabled"]},
+        "statistics": {
+            k: config["bumphunt"][k]
+            for k in (
+                "functions",
+                "selection",
+                "selection_threshold",
+                "sr_bins",
+                "luminosity_fb",
+                "background",
+                "ratio_functions",
+            )
+        }
+        | {
+            "resolution": config["bumphunt"]["signal"]["resolution"],
+            "spurious": config["bumphunt"]["spurious"]["enabled"],
+        },
         "local": table.replace({np.nan: None}).to_dict(orient="records"),
-        "stale_windows": mark_stale_windows(out / "windows", [w["id"] for w in meta["windows"]],
-                                            config["run"]),
+        "stale_windows": mark_stale_windows(
+            out / "windows", [w["id"] for w in meta["windows"]], config["run"]
+        ),
     }
     write_csv(table, out / "local_z.csv")
     write_json(summary, out / "summary.json")
@@ -449,13 +626,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     plots.local_z_scan(table, out / "plots" / "local_z.png")
     plots.local_p0_scan(table, out / "plots" / "local_p0.png")
     plots.limit_scan(fits, out / "plots" / "limits.png", config["bumphunt"]["luminosity_fb"])
-    log.info("largest local Z = %s; global: %s", summary["best"] and round(summary["best"]["z"], 2),
-             glob.get("toys", {}).get("z_global"))
+    log.info(
+        "largest local Z = %s; global: %s",
+        summary["best"] and round(summary["best"]["z"], 2),
+        glob.get("toys", {}).get("z_global"),
+    )
     if summary["best"] is None:
         bad = table[table["status"] != "ok"]
-        reason = f" (e.g. {bad.iloc[0]['window']}: {bad.iloc[0]['status']})" if not bad.empty else ""
-        raise AnomalyHuntError(f"nothing was tested: none of the {len(table)} window and cut tests gave "
-                               f"a result{reason}; see {out / 'summary.md'}")
+        reason = (
+            f" (e.g. {bad.iloc[0]['window']}: {bad.iloc[0]['status']})" if not bad.empty else ""
+        )
+        raise AnomalyHuntError(
+            f"nothing was tested: none of the {len(table)} window and cut tests gave "
+            f"a result{reason}; see {out / 'summary.md'}"
+        )
 
 
 if __name__ == "__main__":

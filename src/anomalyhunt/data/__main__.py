@@ -37,13 +37,18 @@ def make_events(config: dict[str, Any], out: str) -> None:
 
         tc = config["data"]["toy"]
         events = toy.generate(
-            tc["n_background"], tc["n_signal"], cfgmod.derive_seed(config["seed"], "toy"),
-            mjj_correlation=tc["mjj_correlation"], mjj_signal=tc["signal"]["mjj"],
-            mx=tc["signal"]["mx"], my=tc["signal"]["my"],
-        )  # fmt: skip
+            tc["n_background"],
+            tc["n_signal"],
+            cfgmod.derive_seed(config["seed"], "toy"),
+            mjj_correlation=tc["mjj_correlation"],
+            mjj_signal=tc["signal"]["mjj"],
+            mx=tc["signal"]["mx"],
+            my=tc["signal"]["my"],
+        )
         write_hdf(events, out)
-        log.info("toy: %d background + %d signal events -> %s",
-                 tc["n_background"], tc["n_signal"], out)  # fmt: skip
+        log.info(
+            "toy: %d background + %d signal events -> %s", tc["n_background"], tc["n_signal"], out
+        )
     elif source == "lhco":
         from anomalyhunt.data import lhco
 
@@ -53,9 +58,12 @@ def make_events(config: dict[str, Any], out: str) -> None:
         how = {
             "pythia": "Pythia runs as 'pythia-chunk' jobs joined by 'merge' (the workflow does so)",
             "lhco_raw": "the raw LHCO file is fetched by 'download', clustered by 'raw-chunk' "
-                        "jobs and joined by 'merge --keep-order' (the workflow does so)",
-        }.get(source, "a user's file needs no events step; run 'python -m anomalyhunt.data "
-                      "features --input YOUR_FILE' (the workflow does so)")
+            "jobs and joined by 'merge --keep-order' (the workflow does so)",
+        }.get(
+            source,
+            "a user's file needs no events step; run 'python -m anomalyhunt.data "
+            "features --input YOUR_FILE' (the workflow does so)",
+        )
         raise AnomalyHuntError(f"data.source is '{source}': no single events step; {how}")
 
 
@@ -69,22 +77,31 @@ def download_file(config: dict[str, Any], out: str) -> None:
     elif source == "lhco_raw":
         spec = lhco_raw.resolve(config["data"]["lhco_raw"])
     else:
-        raise AnomalyHuntError(f"download: data.source is '{source}'; only lhco and lhco_raw download")
+        raise AnomalyHuntError(
+            f"download: data.source is '{source}'; only lhco and lhco_raw download"
+        )
     md5 = spec["md5"]
     if md5 is None and spec.get("record_url"):
         try:
             md5 = lhco.zenodo_md5(spec["record_url"], spec["filename"])
-            log.info("md5 of %s from the Zenodo record %s: %s", spec["filename"], spec["record_url"], md5)
+            log.info(
+                "md5 of %s from the Zenodo record %s: %s", spec["filename"], spec["record_url"], md5
+            )
         except AnomalyHuntError as exc:
             log.warning("%s", exc)
     if md5 is None:
-        log.warning("no md5 known for %s: the download is checked for completeness only; set "
-                    "data.%s.md5 (or record_url) to verify it", spec["url"], source)  # fmt: skip
+        log.warning(
+            "no md5 known for %s: the download is checked for completeness only; set "
+            "data.%s.md5 (or record_url) to verify it",
+            spec["url"],
+            source,
+        )
     lhco.download(spec["url"], out, md5)
 
 
-def make_raw_chunk(config: dict[str, Any], path: str, chunk: int, out: str,
-                   progress: bool = True) -> None:  # fmt: skip
+def make_raw_chunk(
+    config: dict[str, Any], path: str, chunk: int, out: str, progress: bool = True
+) -> None:
     """Cluster rows chunk x chunk_size .. of a raw LHCO file into one LHCO-layout chunk file."""
     from anomalyhunt.data import lhco_raw
 
@@ -103,11 +120,16 @@ def make_raw_chunk(config: dict[str, Any], path: str, chunk: int, out: str,
     start = chunk * rc["chunk_size"]
     stop = min(start + rc["chunk_size"], wanted)
     df = lhco_raw.process(path, start, stop, batch_size=rc["batch_size"], progress=progress)
-    meta = {"process": f"lhco_raw:{rc['kind']}", "chunk": chunk, "n_generated": df.attrs["n_read"],
-            **df.attrs}  # fmt: skip
+    meta = {
+        "process": f"lhco_raw:{rc['kind']}",
+        "chunk": chunk,
+        "n_generated": df.attrs["n_read"],
+        **df.attrs,
+    }
     _write_chunk(df, meta, out)
-    log.info("%s rows %d..%d: %d read, %d kept -> %s", path, start, stop, meta["n_read"],
-             len(df), out)  # fmt: skip
+    log.info(
+        "%s rows %d..%d: %d read, %d kept -> %s", path, start, stop, meta["n_read"], len(df), out
+    )
 
 
 def _write_chunk(df: pd.DataFrame, meta: dict[str, Any], out: str) -> None:
@@ -143,25 +165,41 @@ def make_pythia_chunk(config: dict[str, Any], process: str, chunk: int, out: str
 
     pc = config["data"]["pythia"]
     if process not in PYTHIA_PROCESSES:
-        raise AnomalyHuntError(f"pythia-chunk: --process must be 'qcd' or 'signal', got {process!r}")
+        raise AnomalyHuntError(
+            f"pythia-chunk: --process must be 'qcd' or 'signal', got {process!r}"
+        )
     n_chunks = pythia_n_chunks(pc, process)
     if not 0 <= chunk < n_chunks:
         raise AnomalyHuntError(
             f"pythia-chunk: chunk {chunk} of {process} is out of range: data.pythia.n_{process} = "
             f"{pc[f'n_{process}']} in chunks of {pc['chunk_size']} gives chunks 0..{n_chunks - 1}"
-            if n_chunks else f"pythia-chunk: data.pythia.n_{process} is 0, so there are no chunks"
+            if n_chunks
+            else f"pythia-chunk: data.pythia.n_{process} is 0, so there are no chunks"
         )
     n = min(pc["chunk_size"], pc[f"n_{process}"] - chunk * pc["chunk_size"])
     seed = pythia_seed(config["seed"], process, chunk)
     sig = pc["signal"]
     df = pythia.generate_chunk(
-        process, n, seed, mjj_signal=sig["mjj"], mx=sig["mx"], my=sig["my"],
-        pthat_min=pc["pthat_min"], leading_pt_min=pc["leading_pt_min"],
-    )  # fmt: skip
+        process,
+        n,
+        seed,
+        mjj_signal=sig["mjj"],
+        mx=sig["mx"],
+        my=sig["my"],
+        pthat_min=pc["pthat_min"],
+        leading_pt_min=pc["leading_pt_min"],
+    )
     meta = {"process": process, "chunk": chunk, "seed": seed, **df.attrs}
     _write_chunk(df, meta, out)
-    log.info("pythia %s chunk %d (seed %d): %d generated, %d passed -> %s",
-             process, chunk, seed, meta.get("n_generated", n), len(df), out)  # fmt: skip
+    log.info(
+        "pythia %s chunk %d (seed %d): %d generated, %d passed -> %s",
+        process,
+        chunk,
+        seed,
+        meta.get("n_generated", n),
+        len(df),
+        out,
+    )
 
 
 def _read_chunk(path: str) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -218,8 +256,9 @@ def merge_chunks(inputs: Sequence[str], out: str, keep_order: bool = False) -> N
     for process in sorted(totals, key=lambda p: p != "qcd"):
         gen, passed = totals[process]
         what = "read, %d kept" if keep_order else "generated, %d passed the leading-jet cut"
-        log.info(f"%s: %d {what} (%.1f%%)",
-                 process, gen, passed, 100.0 * passed / gen if gen else 0.0)  # fmt: skip
+        log.info(
+            f"%s: %d {what} (%.1f%%)", process, gen, passed, 100.0 * passed / gen if gen else 0.0
+        )
     log.info("%d files, %d events -> %s", len(inputs), len(merged), out)
 
 
@@ -246,12 +285,20 @@ def make_features(
     labels = features["label"].to_numpy()
     n_sig, n_bkg = int(np.sum(labels == 1)), int(np.sum(labels == 0))
     n_unknown = len(labels) - n_sig - n_bkg
-    log.info("%d events (%d signal, %d background, %d unlabelled) -> %s",
-             len(labels), n_sig, n_bkg, n_unknown, out)  # fmt: skip
+    log.info(
+        "%d events (%d signal, %d background, %d unlabelled) -> %s",
+        len(labels),
+        n_sig,
+        n_bkg,
+        n_unknown,
+        out,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m anomalyhunt.data", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m anomalyhunt.data", description=__doc__.splitlines()[0]
+    )
     sub = p.add_subparsers(dest="command", required=True)
     ev = sub.add_parser("events", help="generate the toy events or download the LHCO file")
     ev.add_argument("--config", required=True)
@@ -272,16 +319,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     rc.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     mg = sub.add_parser("merge", help="concatenate chunk files into one events file, QCD first")
     mg.add_argument("--inputs", required=True, nargs="+", help="chunk files (pandas HDF5)")
-    mg.add_argument("--keep-order", action="store_true",
-                    help="keep the rows in input order (chunks of one real file)")
+    mg.add_argument(
+        "--keep-order",
+        action="store_true",
+        help="keep the rows in input order (chunks of one real file)",
+    )
     mg.add_argument("--out", required=True, help="events file (pandas HDF5, LHCO layout)")
     ft = sub.add_parser("features", help="compute the features table of an events file")
     ft.add_argument("--input", required=True, help="events file: .h5/.hdf5 (key 'df') or .root")
     ft.add_argument("--tree", default=None, help="TTree name in a ROOT file with several trees")
     ft.add_argument("--out", required=True, help="features table (.parquet)")
-    ft.add_argument("--config", default=None,
-                    help="config whose data.file (branch names, jet branches) says how to read "
-                         "a user's file (data.source: file)")
+    ft.add_argument(
+        "--config",
+        default=None,
+        help="config whose data.file (branch names, jet branches) says how to read "
+        "a user's file (data.source: file)",
+    )
     args = p.parse_args(argv)
     if args.command == "events":
         make_events(cfgmod.load(args.config), args.out)
@@ -290,8 +343,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.command == "download":
         download_file(cfgmod.load(args.config), args.out)
     elif args.command == "raw-chunk":
-        make_raw_chunk(cfgmod.load(args.config), args.input, args.chunk, args.out,
-                       progress=not args.no_progress)  # fmt: skip
+        make_raw_chunk(
+            cfgmod.load(args.config),
+            args.input,
+            args.chunk,
+            args.out,
+            progress=not args.no_progress,
+        )
     elif args.command == "merge":
         merge_chunks(args.inputs, args.out, keep_order=args.keep_order)
     else:

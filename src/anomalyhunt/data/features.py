@@ -14,9 +14,21 @@ from anomalyhunt.errors import AnomalyHuntError
 
 #: Per-jet columns of the LHCO R&D features file (momenta and masses in GeV); "label" is optional.
 LHCO_COLUMNS: list[str] = [
-    "pxj1", "pyj1", "pzj1", "mj1", "tau1j1", "tau2j1", "tau3j1",
-    "pxj2", "pyj2", "pzj2", "mj2", "tau1j2", "tau2j2", "tau3j2",
-]  # fmt: skip
+    "pxj1",
+    "pyj1",
+    "pzj1",
+    "mj1",
+    "tau1j1",
+    "tau2j1",
+    "tau3j1",
+    "pxj2",
+    "pyj2",
+    "pzj2",
+    "mj2",
+    "tau1j2",
+    "tau2j2",
+    "tau3j2",
+]
 
 #: tau21 of a jet with tau1 <= 0. Such a jet has all its pT on one axis (tau2 = tau1 = 0), so it
 #: is as one-prong as a jet can be: 1 places it at the background-like end. 0 would make it look
@@ -30,9 +42,15 @@ LABELS = (-1, 0, 1)
 
 
 def mjj(
-    px1: np.ndarray, py1: np.ndarray, pz1: np.ndarray, m1: np.ndarray,
-    px2: np.ndarray, py2: np.ndarray, pz2: np.ndarray, m2: np.ndarray,
-) -> np.ndarray:  # fmt: skip
+    px1: np.ndarray,
+    py1: np.ndarray,
+    pz1: np.ndarray,
+    m1: np.ndarray,
+    px2: np.ndarray,
+    py2: np.ndarray,
+    pz2: np.ndarray,
+    m2: np.ndarray,
+) -> np.ndarray:
     """Dijet invariant mass, in the units of the inputs.
 
     Written as m1^2 + m2^2 + 2 (E1 E2 - p1.p2) rather than E^2 - p^2 of the sum, which loses fewer
@@ -86,8 +104,16 @@ def compute_features(events: pd.DataFrame, source: str = "events") -> pd.DataFra
     """The features table (``anomalyhunt.FEATURE_COLUMNS``) of LHCO-layout events in GeV."""
     check_columns(events, source)
     col = {c: events[c].to_numpy(dtype=np.float64) for c in LHCO_COLUMNS}
-    m_jj = mjj(col["pxj1"], col["pyj1"], col["pzj1"], col["mj1"],
-               col["pxj2"], col["pyj2"], col["pzj2"], col["mj2"])  # fmt: skip
+    m_jj = mjj(
+        col["pxj1"],
+        col["pyj1"],
+        col["pzj1"],
+        col["mj1"],
+        col["pxj2"],
+        col["pyj2"],
+        col["pzj2"],
+        col["mj2"],
+    )
     t21_1 = tau21(col["tau1j1"], col["tau2j1"])
     t21_2 = tau21(col["tau1j2"], col["tau2j2"])
     first_light = col["mj1"] <= col["mj2"]

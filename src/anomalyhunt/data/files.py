@@ -95,7 +95,9 @@ def _flat_chunk(chunk: dict[str, np.ndarray], names: dict[str, str], path: Path)
     return pd.DataFrame(out)
 
 
-def _leading_jets_chunk(chunk: object, jets: dict[str, str | None], label: str | None) -> tuple[pd.DataFrame, int]:
+def _leading_jets_chunk(
+    chunk: object, jets: dict[str, str | None], label: str | None
+) -> tuple[pd.DataFrame, int]:
     """LHCO columns of the two leading-pT jets of each event with at least two; and how many had fewer."""
     import awkward as ak
 
@@ -125,9 +127,12 @@ def _leading_jets_chunk(chunk: object, jets: dict[str, str | None], label: str |
 
 
 def read_root_events(
-    path: str | os.PathLike, tree: str | None = None, branches: dict[str, str] | None = None,
-    jets: dict[str, str | None] | None = None, step_size: str | int = "100 MB",
-) -> pd.DataFrame:  # fmt: skip
+    path: str | os.PathLike,
+    tree: str | None = None,
+    branches: dict[str, str] | None = None,
+    jets: dict[str, str | None] | None = None,
+    step_size: str | int = "100 MB",
+) -> pd.DataFrame:
     """LHCO columns (+label) of TTree ``tree`` (or the file's only one), read in chunks.
 
     ``branches`` maps LHCO column names (and 'label') to the file's branch names where they
@@ -165,8 +170,12 @@ def read_root_events(
                     f"{path}: tree '{tree}' has no branches {missing} (named in data.file.jets)"
                 )
             parts, dropped = [], 0
-            for chunk in uproot.iterate({str(path): tree}, wanted + ([label] if label else []),
-                                        step_size=step_size, library="ak"):  # fmt: skip
+            for chunk in uproot.iterate(
+                {str(path): tree},
+                wanted + ([label] if label else []),
+                step_size=step_size,
+                library="ak",
+            ):
                 df, n_drop = _leading_jets_chunk(chunk, jets, label)
                 parts.append(df)
                 dropped += n_drop
@@ -185,9 +194,15 @@ def read_root_events(
                 )
             if label:
                 names["label"] = label
-            parts = [_flat_chunk(chunk, names, path)
-                     for chunk in uproot.iterate({str(path): tree}, sorted(set(names.values())),
-                                                 step_size=step_size, library="np")]  # fmt: skip
+            parts = [
+                _flat_chunk(chunk, names, path)
+                for chunk in uproot.iterate(
+                    {str(path): tree},
+                    sorted(set(names.values())),
+                    step_size=step_size,
+                    library="np",
+                )
+            ]
     columns = LHCO_COLUMNS + (["label"] if label else [])
     if not parts:
         return pd.DataFrame({c: np.zeros(0) for c in columns})
@@ -195,9 +210,11 @@ def read_root_events(
 
 
 def read_events(
-    path: str | os.PathLike, tree: str | None = None, branches: dict[str, str] | None = None,
+    path: str | os.PathLike,
+    tree: str | None = None,
+    branches: dict[str, str] | None = None,
     jets: dict[str, str | None] | None = None,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """The user's events in the LHCO layout, from .h5/.hdf5 (pandas) or .root (uproot).
 
     ``branches`` renames columns/branches for both formats; ``jets`` (ROOT only) builds the

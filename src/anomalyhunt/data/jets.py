@@ -83,9 +83,13 @@ def _distances(
 
 
 def refine_axes(
-    rap: np.ndarray, phi: np.ndarray, pt: np.ndarray, a_rap: np.ndarray, a_phi: np.ndarray,
+    rap: np.ndarray,
+    phi: np.ndarray,
+    pt: np.ndarray,
+    a_rap: np.ndarray,
+    a_phi: np.ndarray,
     passes: int = _AXIS_PASSES,
-) -> tuple[float, np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Lowest sum_k pT_k min_a dR(k, a) found from the start axes, and those axes.
 
     Lloyd-style: assign constituents to their nearest axis, then move each axis one Weiszfeld
@@ -133,8 +137,9 @@ def nsubjettiness(constituents: np.ndarray, n_max: int = N_TAUS, r0: float = JET
         if len(c) <= n:
             break  # every constituent is an axis: tau_n = 0
         axes = cs.exclusive_jets(n)
-        total, _, _ = refine_axes(rap, phi, pt, np.array([a.rap() for a in axes]),
-                                  np.array([a.phi_std() for a in axes]))  # fmt: skip
+        total, _, _ = refine_axes(
+            rap, phi, pt, np.array([a.rap() for a in axes]), np.array([a.phi_std() for a in axes])
+        )
         taus[n - 1] = total / norm
         if n > 1:
             taus[n - 1] = min(taus[n - 1], taus[n - 2])
@@ -174,8 +179,9 @@ def cluster_events(
             continue
         rows.append(_jet_row(jets[0]) + _jet_row(jets[1]))
         kept.append(i)
-    df = pd.DataFrame(np.array(rows, dtype=np.float64).reshape(-1, len(LHCO_COLUMNS)),
-                      columns=LHCO_COLUMNS)  # fmt: skip
+    df = pd.DataFrame(
+        np.array(rows, dtype=np.float64).reshape(-1, len(LHCO_COLUMNS)), columns=LHCO_COLUMNS
+    )
     df.attrs["event"] = kept
     df.attrs["n_events_in"] = n_in
     return df

@@ -63,17 +63,26 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> None:
     with response:
         status = getattr(response, "status", 200)
         if offset and status != 206:
-            log.info("server ignored the resume request (HTTP %s): downloading from the start", status)
+            log.info(
+                "server ignored the resume request (HTTP %s): downloading from the start", status
+            )
             offset = 0
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
         mode = "ab" if offset else "wb"
         with (
             open(part, mode) as fh,
-            tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                 desc=part.name.removesuffix(".part"), file=sys.stderr,
-                 disable=not progress) as bar,
-        ):  # fmt: skip
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name.removesuffix(".part"),
+                file=sys.stderr,
+                disable=not progress,
+            ) as bar,
+        ):
             while True:
                 block = response.read(_CHUNK)
                 if not block:
@@ -91,9 +100,13 @@ def _by_hand(url: str, dest: Path, md5: str | None) -> str:
 
 
 def download(
-    url: str, dest: Path | str, md5: str | None, retries: int = 3, timeout: float = 60,
+    url: str,
+    dest: Path | str,
+    md5: str | None,
+    retries: int = 3,
+    timeout: float = 60,
     progress: bool = True,
-) -> Path:  # fmt: skip
+) -> Path:
     """Fetch ``url`` to ``dest`` (no-op if it is already there with the right md5).
 
     The data go to ``dest.part`` first, which a later call resumes with an HTTP Range request;
@@ -128,9 +141,7 @@ def download(
             reason: object = f"HTTP {last_error.code} {last_error.reason}"
         else:
             reason = getattr(last_error, "reason", None) or last_error
-        raise AnomalyHuntError(
-            f"could not download {url} ({reason}); {_by_hand(url, dest, md5)}"
-        )
+        raise AnomalyHuntError(f"could not download {url} ({reason}); {_by_hand(url, dest, md5)}")
     if md5 is not None:
         got = md5sum(part)
         if got != md5:

@@ -77,7 +77,9 @@ def resolve(raw_config: dict[str, Any]) -> dict[str, Any]:
     record only while the file comes from Zenodo too: a mirror's copy need not be the same file.
     """
     spec = RAW_FILES[raw_config["kind"]]
-    record_url = raw_config.get("record_url") or (None if raw_config.get("url") else spec.record_url)
+    record_url = raw_config.get("record_url") or (
+        None if raw_config.get("url") else spec.record_url
+    )
     return {
         "kind": raw_config["kind"],
         "filename": spec.filename,
@@ -141,13 +143,17 @@ def layout(store: pd.HDFStore, path: Path) -> RawLayout:
     n_events = len(store.get_node("/df/axis1"))
     if n_columns not in (N_PARTICLE_COLUMNS, N_PARTICLE_COLUMNS + 1):
         raise _bad(path, f"{n_columns} columns")
-    columns = [str(c.decode() if isinstance(c, bytes) else c) for c in store.get_node("/df/axis0")[:]]
+    columns = [
+        str(c.decode() if isinstance(c, bytes) else c) for c in store.get_node("/df/axis0")[:]
+    ]
     position = {c: i for i, c in enumerate(columns)}
     blocks = []
     for i in range(int(storer.nblocks)):
         values = store.get_node(f"/df/block{i}_values")
-        items = [str(c.decode() if isinstance(c, bytes) else c)
-                 for c in store.get_node(f"/df/block{i}_items")[:]]  # fmt: skip
+        items = [
+            str(c.decode() if isinstance(c, bytes) else c)
+            for c in store.get_node(f"/df/block{i}_items")[:]
+        ]
         if isinstance(values, tables.VLArray) or values.dtype.kind not in "fiu":
             # never read: an object block is a VLArray of pickles, and unpickling can run code
             what = "pickled Python objects" if isinstance(values, tables.VLArray) else values.dtype
@@ -161,7 +167,9 @@ def layout(store: pd.HDFStore, path: Path) -> RawLayout:
     return RawLayout(n_events, tuple(blocks), n_columns, n_columns > N_PARTICLE_COLUMNS)
 
 
-def read_rows(path: str | os.PathLike, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+def read_rows(
+    path: str | os.PathLike, start: int, stop: int
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(n, 700, 3) particles (pT, eta, phi) of rows start..stop, and their labels (None if none)."""
     path = Path(path)
     with _open(path) as store:
@@ -191,8 +199,12 @@ def particles(rows: np.ndarray) -> Any:  # noqa: ANN401 - an awkward Array
 
     keep = rows[:, :, 0] > 0
     counts = keep.sum(axis=1)
-    return ak.zip({name: ak.unflatten(rows[:, :, i][keep], counts)
-                   for i, name in enumerate(("pt", "eta", "phi"))})  # fmt: skip
+    return ak.zip(
+        {
+            name: ak.unflatten(rows[:, :, i][keep], counts)
+            for i, name in enumerate(("pt", "eta", "phi"))
+        }
+    )
 
 
 def cluster_rows(rows: np.ndarray) -> pd.DataFrame:
@@ -203,15 +215,22 @@ def cluster_rows(rows: np.ndarray) -> pd.DataFrame:
 
     prt = particles(rows)
     flat = jets.four_vectors_from_pt_eta_phi(
-        ak.to_numpy(ak.flatten(prt.pt)), ak.to_numpy(ak.flatten(prt.eta)),
+        ak.to_numpy(ak.flatten(prt.pt)),
+        ak.to_numpy(ak.flatten(prt.eta)),
         ak.to_numpy(ak.flatten(prt.phi)),
-    )  # fmt: skip
-    return jets.cluster_events(jets.split_flat(flat, ak.to_numpy(ak.num(prt.pt))), leading_pt_min=0.0)
+    )
+    return jets.cluster_events(
+        jets.split_flat(flat, ak.to_numpy(ak.num(prt.pt))), leading_pt_min=0.0
+    )
 
 
 def process(
-    path: str | os.PathLike, start: int, stop: int, batch_size: int = 2000, progress: bool = True,
-) -> pd.DataFrame:  # fmt: skip
+    path: str | os.PathLike,
+    start: int,
+    stop: int,
+    batch_size: int = 2000,
+    progress: bool = True,
+) -> pd.DataFrame:
     """LHCO-layout events + ``label`` (-1 where the file has none) of rows start..stop.
 
     Reads ``batch_size`` rows at a time, so memory stays ~ batch_size x 2101 x 8 bytes plus the
@@ -222,8 +241,14 @@ def process(
     total = n_events(path)
     start, stop = max(0, start), min(stop, total)
     parts, n_in = [], 0
-    with tqdm(total=max(stop - start, 0), unit="ev", desc=f"{Path(path).name}[{start}:{stop}]",
-              file=sys.stderr, disable=not progress, mininterval=5.0) as bar:  # fmt: skip
+    with tqdm(
+        total=max(stop - start, 0),
+        unit="ev",
+        desc=f"{Path(path).name}[{start}:{stop}]",
+        file=sys.stderr,
+        disable=not progress,
+        mininterval=5.0,
+    ) as bar:
         for lo in range(start, stop, batch_size):
             hi = min(lo + batch_size, stop)
             rows, label = read_rows(path, lo, hi)
@@ -237,8 +262,14 @@ def process(
     out = pd.concat(parts, ignore_index=True) if parts else _empty()
     out.attrs = {"start": start, "stop": stop, "n_read": n_in, "n_kept": len(out)}
     if len(out) < n_in:
-        log.warning("%s[%d:%d]: %d of %d events have fewer than two jets and were dropped",
-                    path, start, stop, n_in - len(out), n_in)  # fmt: skip
+        log.warning(
+            "%s[%d:%d]: %d of %d events have fewer than two jets and were dropped",
+            path,
+            start,
+            stop,
+            n_in - len(out),
+            n_in,
+        )
     return out
 
 
@@ -251,9 +282,12 @@ def _empty() -> pd.DataFrame:
 
 
 def write_raw(
-    path: str | os.PathLike, pt: np.ndarray, eta: np.ndarray, phi: np.ndarray,
+    path: str | os.PathLike,
+    pt: np.ndarray,
+    eta: np.ndarray,
+    phi: np.ndarray,
     label: np.ndarray | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Write (n, 700) particle arrays in the published layout (pandas 'fixed', key 'df'), atomically.
 
     Columns interleave (pT, eta, phi) per particle, as in the published files; used by the tests
@@ -288,17 +322,27 @@ def synthetic_events(
         phi0 = rng.uniform(-np.pi, np.pi)
         for j, jet_pt in enumerate(rng.uniform(1200.0, 2000.0, 2)):
             axis_eta, axis_phi = rng.uniform(-1.5, 1.5), phi0 + j * np.pi
-            prongs = ([(0.0, 0.0, 1.0)] if not label[i] else
-                      [(-0.15, 0.0, 0.6), (0.15, 0.05, 0.4)])  # fmt: skip
+            prongs = [(0.0, 0.0, 1.0)] if not label[i] else [(-0.15, 0.0, 0.6), (0.15, 0.05, 0.4)]
             for d_eta, d_phi, share in prongs:
                 m = rng.integers(25, 60)
                 z = rng.dirichlet(np.full(m, 0.7)) * jet_pt * share
                 spread = rng.exponential(0.08, m)
                 ang = rng.uniform(0, 2 * np.pi, m)
-                parts.append((z, axis_eta + d_eta + np.clip(spread, 0, 0.8) * np.cos(ang),
-                              axis_phi + d_phi + np.clip(spread, 0, 0.8) * np.sin(ang)))  # fmt: skip
+                parts.append(
+                    (
+                        z,
+                        axis_eta + d_eta + np.clip(spread, 0, 0.8) * np.cos(ang),
+                        axis_phi + d_phi + np.clip(spread, 0, 0.8) * np.sin(ang),
+                    )
+                )
         k = rng.integers(0, 40)
-        parts.append((rng.exponential(3.0, k) + 0.5, rng.uniform(-2.5, 2.5, k), rng.uniform(-np.pi, np.pi, k)))
+        parts.append(
+            (
+                rng.exponential(3.0, k) + 0.5,
+                rng.uniform(-2.5, 2.5, k),
+                rng.uniform(-np.pi, np.pi, k),
+            )
+        )
         p, e, f = (np.concatenate(x) for x in zip(*parts, strict=True))
         order = np.argsort(-p)[:N_PARTICLES]
         pt[i, : len(order)] = p[order]

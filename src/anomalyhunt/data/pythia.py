@@ -46,8 +46,9 @@ _BATCH = 100  # events per nextBatch call: small enough to keep memory flat
 _X_ID, _Y_ID = 37, 35
 
 
-def _settings(process: str, seed: int, mjj_signal: float, mx: float, my: float,
-              pthat_min: float) -> list[str]:  # fmt: skip
+def _settings(
+    process: str, seed: int, mjj_signal: float, mx: float, my: float, pthat_min: float
+) -> list[str]:
     common = [
         f"Beams:eCM = {SQRT_S_GEV}",
         "Random:setSeed = on",
@@ -58,13 +59,24 @@ def _settings(process: str, seed: int, mjj_signal: float, mx: float, my: float,
     if process == "qcd":
         return [*common, "HardQCD:all = on", f"PhaseSpace:pTHatMin = {pthat_min}"]
     m_w, m_x, m_y = 1000.0 * mjj_signal, 1000.0 * mx, 1000.0 * my
-    out = [*common, "NewGaugeBoson:ffbar2Wprime = on",
-           f"34:m0 = {m_w}", f"34:mMin = {0.8 * m_w}", f"34:mMax = {1.2 * m_w}",
-           "34:onMode = off", f"34:oneChannel = 1 1.0 100 {_X_ID} {_Y_ID}"]  # fmt: skip
+    out = [
+        *common,
+        "NewGaugeBoson:ffbar2Wprime = on",
+        f"34:m0 = {m_w}",
+        f"34:mMin = {0.8 * m_w}",
+        f"34:mMax = {1.2 * m_w}",
+        "34:onMode = off",
+        f"34:oneChannel = 1 1.0 100 {_X_ID} {_Y_ID}",
+    ]
     for pid, mass, quarks in ((_X_ID, m_x, "2 -1"), (_Y_ID, m_y, "1 -1")):
-        out += [f"{pid}:m0 = {mass}", f"{pid}:mWidth = 1.0", f"{pid}:mMin = {0.9 * mass}",
-                f"{pid}:mMax = {1.1 * mass}", f"{pid}:onMode = off",
-                f"{pid}:oneChannel = 1 1.0 100 {quarks}"]  # fmt: skip
+        out += [
+            f"{pid}:m0 = {mass}",
+            f"{pid}:mWidth = 1.0",
+            f"{pid}:mMin = {0.9 * mass}",
+            f"{pid}:mMax = {1.1 * mass}",
+            f"{pid}:onMode = off",
+            f"{pid}:oneChannel = 1 1.0 100 {quarks}",
+        ]
     return out
 
 
@@ -83,10 +95,15 @@ def _visible(batch: object) -> list[np.ndarray]:
 
 
 def generate_chunk(
-    process: Literal["qcd", "signal"], n_events: int, seed: int, mjj_signal: float = 3.5,
-    mx: float = 0.5, my: float = 0.1, pthat_min: float = 1000.0,
+    process: Literal["qcd", "signal"],
+    n_events: int,
+    seed: int,
+    mjj_signal: float = 3.5,
+    mx: float = 0.5,
+    my: float = 0.1,
+    pthat_min: float = 1000.0,
     leading_pt_min: float = jets.LEADING_PT_MIN,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     """LHCO-layout events (GeV) + ``label`` from ``n_events`` generated Pythia events.
 
     Masses ``mjj_signal``, ``mx``, ``my`` in TeV (as in the toy generator); ``pthat_min`` and
@@ -129,10 +146,14 @@ def generate_chunk(
             continue
         generated += got
         parts.append(jets.cluster_events(_visible(batch), leading_pt_min=leading_pt_min))
-    df = (pd.concat(parts, ignore_index=True) if parts
-          else jets.cluster_events([], leading_pt_min=leading_pt_min))  # fmt: skip
+    df = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else jets.cluster_events([], leading_pt_min=leading_pt_min)
+    )
     df.attrs = {}
     df["label"] = np.full(len(df), 1 if process == "signal" else 0, dtype=np.int8)
-    df.attrs.update(n_generated=generated, n_passed=len(df),
-                    sigma_gen_mb=float(pythia.infoPython().sigmaGen()))  # fmt: skip
+    df.attrs.update(
+        n_generated=generated, n_passed=len(df), sigma_gen_mb=float(pythia.infoPython().sigmaGen())
+    )
     return df

@@ -150,8 +150,10 @@ def describe(path: str | os.PathLike, key: str | None = None) -> Layout:
             elif len(keys) == 1:
                 key = keys[0]
             else:
-                raise AnomalyHuntError(f"{path}: {len(keys)} tables {keys} and none is called 'df'; "
-                                       "store the events under key 'df'")
+                raise AnomalyHuntError(
+                    f"{path}: {len(keys)} tables {keys} and none is called 'df'; "
+                    "store the events under key 'df'"
+                )
         key = key.strip("/")
         if key not in keys:
             raise AnomalyHuntError(f"{path}: no table '{key}' (tables: {keys})")
@@ -171,7 +173,9 @@ def _fixed_layout(group: Any, key: str, keys: tuple[str, ...], path: Path) -> La
     while f"block{i}_values" in group:
         ds, items_ds = group[f"block{i}_values"], group.get(f"block{i}_items")
         if items_ds is None or _is_object(items_ds):
-            raise AnomalyHuntError(f"{path}: block {i} of table '{key}' has no readable column names")
+            raise AnomalyHuntError(
+                f"{path}: block {i} of table '{key}' has no readable column names"
+            )
         items = tuple(_text(c) for c in items_ds[()])
         is_object = _is_object(ds)
         empty = "shape" in ds.attrs and "value_type" in ds.attrs
@@ -181,8 +185,9 @@ def _fixed_layout(group: Any, key: str, keys: tuple[str, ...], path: Path) -> La
             expect = len(items)
             got = ds.shape[1] if (transposed and ds.ndim == 2) else ds.shape[0]
             if ds.ndim != 2 or got != expect:
-                raise AnomalyHuntError(f"{path}: block {i} of table '{key}' has shape {ds.shape} "
-                                       f"for {expect} columns")
+                raise AnomalyHuntError(
+                    f"{path}: block {i} of table '{key}' has shape {ds.shape} for {expect} columns"
+                )
         blocks.append(Block(ds.name, items, dtype, is_object, transposed, empty))
         for c in items:
             columns[c] = dtype
@@ -198,14 +203,22 @@ def _fixed_layout(group: Any, key: str, keys: tuple[str, ...], path: Path) -> La
     if "axis0" in group and not _is_object(group["axis0"]):  # the frame's own column order
         order = [_text(c) for c in group["axis0"][()]]
         columns = {c: columns[c] for c in order if c in columns} | columns
-    lengths = {0 if b.empty else (group.file[b.node].shape[0] if b.transposed else group.file[b.node].shape[1])
-               for b in blocks}  # fmt: skip
+    lengths = {
+        0
+        if b.empty
+        else (group.file[b.node].shape[0] if b.transposed else group.file[b.node].shape[1])
+        for b in blocks
+    }
     if len(lengths) > 1:
-        raise AnomalyHuntError(f"{path}: the blocks of table '{key}' have different lengths {sorted(lengths)}")
+        raise AnomalyHuntError(
+            f"{path}: the blocks of table '{key}' have different lengths {sorted(lengths)}"
+        )
     return Layout(key, keys, "fixed", columns, tuple(blocks), lengths.pop() if lengths else 0)
 
 
-def stored_columns(path: str | os.PathLike, key: str | None = None) -> tuple[Layout, dict[str, np.dtype]]:
+def stored_columns(
+    path: str | os.PathLike, key: str | None = None
+) -> tuple[Layout, dict[str, np.dtype]]:
     """The table's layout and its stored columns with their dtypes, nothing unpickled."""
     lay = describe(path, key)
     if lay.fmt == "fixed":
@@ -215,9 +228,12 @@ def stored_columns(path: str | os.PathLike, key: str | None = None) -> tuple[Lay
 
 
 def read_frame(
-    path: str | os.PathLike, key: str | None = None, columns: list[str] | None = None,
-    renames: dict[str, str] | None = None, what: str = "columns",
-) -> pd.DataFrame:  # fmt: skip
+    path: str | os.PathLike,
+    key: str | None = None,
+    columns: list[str] | None = None,
+    renames: dict[str, str] | None = None,
+    what: str = "columns",
+) -> pd.DataFrame:
     """Numeric ``columns`` (all if None) of a pandas HDF5 table, read without unpickling.
 
     ``renames`` maps wanted names to the file's names. A wanted column that is missing or not
@@ -235,7 +251,8 @@ def read_frame(
         dtype = np.dtype(stored[theirs])
         if dtype.kind not in "biuf":
             raise AnomalyHuntError(
-                f"{path}: column '{theirs}'" + (f" (for {ours})" if ours != theirs else "")
+                f"{path}: column '{theirs}'"
+                + (f" (for {ours})" if ours != theirs else "")
                 + f" holds {dtype} values, not numbers"
             )
     if lay.fmt == "table":

@@ -98,9 +98,13 @@ def _max_abs_dy(mjj: np.ndarray) -> np.ndarray:
 
 
 def dijet_kinematics(
-    mjj: np.ndarray, m1: np.ndarray, m2: np.ndarray, dy: np.ndarray, yb: np.ndarray,
+    mjj: np.ndarray,
+    m1: np.ndarray,
+    m2: np.ndarray,
+    dy: np.ndarray,
+    yb: np.ndarray,
     phi: np.ndarray,
-) -> tuple[np.ndarray, ...]:  # fmt: skip
+) -> tuple[np.ndarray, ...]:
     """(px1, py1, pz1, px2, py2, pz2) of back-to-back jets with exactly this mjj, masses and
     rapidities yb +- dy/2.
 
@@ -123,8 +127,9 @@ def dijet_kinematics(
     return px, py, mt1 * np.sinh(y1), -px, -py, mt2 * np.sinh(y2)
 
 
-def _beta(rng: np.random.Generator, mean: np.ndarray | float, concentration: float,
-          n: int) -> np.ndarray:  # fmt: skip
+def _beta(
+    rng: np.random.Generator, mean: np.ndarray | float, concentration: float, n: int
+) -> np.ndarray:
     mean = np.clip(np.broadcast_to(np.asarray(mean, dtype=np.float64), (n,)), 0.05, 0.95)
     return np.clip(rng.beta(mean * concentration, (1.0 - mean) * concentration), 0.005, 0.995)
 
@@ -136,10 +141,14 @@ def _boost(rng: np.random.Generator, dy: np.ndarray) -> np.ndarray:
 
 
 def _jets_table(
-    rng: np.random.Generator, mjj: np.ndarray, mass: tuple[np.ndarray, np.ndarray],
-    t21: tuple[np.ndarray, np.ndarray], t32: tuple[np.ndarray, np.ndarray], dy: np.ndarray,
+    rng: np.random.Generator,
+    mjj: np.ndarray,
+    mass: tuple[np.ndarray, np.ndarray],
+    t21: tuple[np.ndarray, np.ndarray],
+    t32: tuple[np.ndarray, np.ndarray],
+    dy: np.ndarray,
     label: int,
-) -> pd.DataFrame:  # fmt: skip
+) -> pd.DataFrame:
     n = len(mjj)
     dy = np.where(rng.random(n) < 0.5, dy, -dy)
     phi = rng.uniform(0.0, 2.0 * np.pi, n)
@@ -150,15 +159,26 @@ def _jets_table(
         tau1 = np.clip(2.0 * mass[j] / pt * np.exp(0.25 * rng.standard_normal(n)), 1e-3, 0.95)
         tau2 = tau1 * t21[j]
         tag = f"j{j + 1}"
-        cols |= {f"px{tag}": px, f"py{tag}": py, f"pz{tag}": pz, f"m{tag}": mass[j],
-                 f"tau1{tag}": tau1, f"tau2{tag}": tau2, f"tau3{tag}": tau2 * t32[j]}  # fmt: skip
+        cols |= {
+            f"px{tag}": px,
+            f"py{tag}": py,
+            f"pz{tag}": pz,
+            f"m{tag}": mass[j],
+            f"tau1{tag}": tau1,
+            f"tau2{tag}": tau2,
+            f"tau3{tag}": tau2 * t32[j],
+        }
     # which jet is called j1 carries no information
     swap = rng.random(n) < 0.5
     for q in ("px", "py", "pz", "m", "tau1", "tau2", "tau3"):
         a, b = cols[f"{q}j1"], cols[f"{q}j2"]
         cols[f"{q}j1"], cols[f"{q}j2"] = np.where(swap, b, a), np.where(swap, a, b)
-    df = pd.DataFrame({c: cols[c] * (1000.0 if c[:2] in ("px", "py", "pz") or c[0] == "m" else 1.0)
-                       for c in LHCO_COLUMNS})  # fmt: skip
+    df = pd.DataFrame(
+        {
+            c: cols[c] * (1000.0 if c[:2] in ("px", "py", "pz") or c[0] == "m" else 1.0)
+            for c in LHCO_COLUMNS
+        }
+    )
     df["label"] = np.full(n, label, dtype=np.int8)
     return df
 
@@ -212,9 +232,14 @@ def _signal(n: int, rng: np.random.Generator, mass: float, mx: float, my: float)
 
 
 def generate(
-    n_background: int, n_signal: int, seed: int, mjj_correlation: float = 1.0,
-    mjj_signal: float = 3.5, mx: float = 0.5, my: float = 0.1,
-) -> pd.DataFrame:  # fmt: skip
+    n_background: int,
+    n_signal: int,
+    seed: int,
+    mjj_correlation: float = 1.0,
+    mjj_signal: float = 3.5,
+    mx: float = 0.5,
+    my: float = 0.1,
+) -> pd.DataFrame:
     """LHCO-layout events (GeV) plus ``label``: QCD rows first, then W' -> X Y signal rows.
 
     Same arguments, same table, bit for bit. See the module docstring for the model.
@@ -222,7 +247,9 @@ def generate(
     if n_background < 0 or n_signal < 0:
         raise AnomalyHuntError(f"toy generator: negative event counts ({n_background}, {n_signal})")
     if mjj_correlation < 0:
-        raise AnomalyHuntError(f"toy generator: mjj_correlation must be >= 0, got {mjj_correlation}")
+        raise AnomalyHuntError(
+            f"toy generator: mjj_correlation must be >= 0, got {mjj_correlation}"
+        )
     if n_signal and (min(mx, my) <= 0 or mx + my >= 0.25 * mjj_signal):
         raise AnomalyHuntError(
             f"toy generator: signal masses mx={mx}, my={my} TeV must be positive with mx + my < 0.25 x "

@@ -138,10 +138,14 @@ class ANODE(Scorer):
         for which, name in self.FILES.items():
             self.flows[which].save(path / name)
         write_json(
-            {"name": self.name, "params": self.get_params(), "seed": self.seed,
-             "mjj_points": [float(m) for m in self.mjj_points]},
+            {
+                "name": self.name,
+                "params": self.get_params(),
+                "seed": self.seed,
+                "mjj_points": [float(m) for m in self.mjj_points],
+            },
             path / self.MANIFEST,
-        )  # fmt: skip
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "cpu", threads: int = 1) -> ANODE:

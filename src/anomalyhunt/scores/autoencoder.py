@@ -181,8 +181,9 @@ class _SidebandAutoencoder(Scorer):
         import torch
 
         payload = load_payload(path, cls.FORMAT, f"'{cls.name}' model", device)
-        model = cls.from_config(payload["params"], seed=payload["seed"], device=device,
-                                threads=threads)  # fmt: skip
+        model = cls.from_config(
+            payload["params"], seed=payload["seed"], device=device, threads=threads
+        )
         model.net = _build(cls.kind, payload["n_features"], model.hidden, model.latent)
         model.net.load_state_dict(payload["state_dict"])
         model.net.to(torch.device(device)).eval()

@@ -174,6 +174,7 @@ class CATHODE(Scorer):
             raise AnomalyHuntError(f"{path}: holds a '{meta.get('name')}' model, not '{cls.name}'")
         scorer = cls.from_config(meta["params"], seed=meta["seed"], device=device, threads=threads)
         scorer.model = Ensemble.load(path, device=device, threads=threads)
-        scorer.flow_model = ConditionalFlow.load(path / cls.FLOW_FILE, device=device,
-                                                 threads=threads)  # fmt: skip
+        scorer.flow_model = ConditionalFlow.load(
+            path / cls.FLOW_FILE, device=device, threads=threads
+        )
         return scorer

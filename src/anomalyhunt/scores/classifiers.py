@@ -236,8 +236,12 @@ class MLPClassifier(BinaryClassifier):
             raise RuntimeError("MLPClassifier: call fit() or load() first")
         self.net.eval()
         X = np.ascontiguousarray(X, dtype=np.float32)
-        return batched(lambda b, _: torch.sigmoid(self.net(b[0])), (X,), device=self.device,
-                       threads=self.threads)  # fmt: skip
+        return batched(
+            lambda b, _: torch.sigmoid(self.net(b[0])),
+            (X,),
+            device=self.device,
+            threads=self.threads,
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         if self.net is None:
@@ -259,8 +263,9 @@ class MLPClassifier(BinaryClassifier):
         import torch
 
         payload = load_payload(path, cls.FORMAT, "MLP model", device)
-        model = cls.from_config(payload["params"], seed=payload["seed"], device=device,
-                                threads=threads)  # fmt: skip
+        model = cls.from_config(
+            payload["params"], seed=payload["seed"], device=device, threads=threads
+        )
         model.net = _build_mlp(payload["n_features"], model.hidden)
         model.net.load_state_dict(payload["state_dict"])
         model.net.to(torch.device(device)).eval()
@@ -380,8 +385,9 @@ class HGBClassifier(BinaryClassifier):
         if not Path(path).exists():
             raise AnomalyHuntError(f"{path}: model file not found")
         payload = joblib.load(path)
-        model = cls.from_config(payload["params"], seed=payload["seed"], device=device,
-                                threads=threads)  # fmt: skip
+        model = cls.from_config(
+            payload["params"], seed=payload["seed"], device=device, threads=threads
+        )
         model.model = payload["model"]
         return model
 

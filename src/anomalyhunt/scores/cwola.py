@@ -120,7 +120,9 @@ class CWoLa(Scorer):
         self.model.save(path)
         write_json(
             {
-                "name": self.name, "params": self.get_params(), "seed": self.seed,
+                "name": self.name,
+                "params": self.get_params(),
+                "seed": self.seed,
                 "decorrelator": None if self.decorrelator is None else self.decorrelator.to_dict(),
             },
             path / self.MANIFEST,

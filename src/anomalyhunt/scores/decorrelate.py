@@ -50,7 +50,8 @@ class LocationScale:
         lm = np.log(np.asarray(mjj, dtype=np.float64))
         if len(X) < 10 * self.n_slices:
             raise AnomalyHuntError(
-                f"mjj decorrelation needs at least {10 * self.n_slices} events, got {len(X)}")
+                f"mjj decorrelation needs at least {10 * self.n_slices} events, got {len(X)}"
+            )
         order = np.argsort(lm, kind="stable")
         parts = np.array_split(order, self.n_slices)
         self.centres = np.array([np.median(lm[p]) for p in parts])
@@ -72,8 +73,12 @@ class LocationScale:
         return out.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "location_scale", "centres": self.centres.tolist(),
-                "median": self.median.tolist(), "iqr": self.iqr.tolist()}
+        return {
+            "kind": "location_scale",
+            "centres": self.centres.tolist(),
+            "median": self.median.tolist(),
+            "iqr": self.iqr.tolist(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LocationScale:

@@ -266,8 +266,15 @@ class ConditionalFlow(Configurable):
         self.history: list[dict[str, float]] = []
 
     def _build(self, n_features: int) -> Any:
-        return build_flow(n_features, self.layers, self.hidden, self.blocks, self.transform,
-                          self.bins, self.tail_bound)  # fmt: skip
+        return build_flow(
+            n_features,
+            self.layers,
+            self.hidden,
+            self.blocks,
+            self.transform,
+            self.bins,
+            self.tail_bound,
+        )
 
     def _inputs(self, X: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(z, context) as float32 and the log-Jacobian of x -> z, per event."""
@@ -331,8 +338,12 @@ class ConditionalFlow(Configurable):
 
         self._ready()
         z, c, logdet = self._inputs(X, m)
-        lp = batched(lambda batch, _: self.net.log_prob(batch[0], batch[1]), (z, c),
-                     device=self.device, threads=self.threads)  # fmt: skip
+        lp = batched(
+            lambda batch, _: self.net.log_prob(batch[0], batch[1]),
+            (z, c),
+            device=self.device,
+            threads=self.threads,
+        )
         return lp + logdet
 
     def sample(self, m: np.ndarray, *, seed: int | None = None) -> np.ndarray:
@@ -379,8 +390,9 @@ class ConditionalFlow(Configurable):
         import torch
 
         payload = load_payload(path, cls.FORMAT, "flow model", device)
-        flow = cls.from_config(payload["params"], seed=payload["seed"], device=device,
-                               threads=threads)  # fmt: skip
+        flow = cls.from_config(
+            payload["params"], seed=payload["seed"], device=device, threads=threads
+        )
         flow.pre = Preprocessor.from_state(payload["preprocessing"])
         flow.net = flow._build(payload["n_features"])
         flow.net.load_state_dict(payload["state_dict"])

@@ -131,9 +131,11 @@ class Simulation:
         from anomalyhunt.data import toy
 
         return self._draw(
-            ("background",), n, region,
+            ("background",),
+            n,
+            region,
             lambda size, seed: toy.generate(size, 0, seed, mjj_correlation=self.mjj_correlation),
-        )  # fmt: skip
+        )
 
     def _signal_key(self, mx: float, my: float, mjj: float) -> tuple:
         key: tuple = ("signal", round(mx, 6), round(my, 6))
@@ -160,11 +162,19 @@ class Simulation:
                 f"{mjj} TeV (mx + my must be below a quarter of it)"
             )
         return self._draw(
-            self._signal_key(mx, my, mjj), n, region,
+            self._signal_key(mx, my, mjj),
+            n,
+            region,
             lambda size, seed: toy.generate(
-                0, size, seed, mjj_correlation=self.mjj_correlation, mjj_signal=mjj, mx=mx, my=my,
+                0,
+                size,
+                seed,
+                mjj_correlation=self.mjj_correlation,
+                mjj_signal=mjj,
+                mx=mx,
+                my=my,
             ),
-        )  # fmt: skip
+        )
 
     def signal_acceptance(self, mx: float, my: float) -> float:
         """Fraction of the W' -> X Y events (one generated chunk) that fall in the window's SR."""
@@ -173,9 +183,14 @@ class Simulation:
 
         seed = derive_seed(self.seed, *self._signal_key(mx, my, self.mjj_signal), 0)
         events = toy.generate(
-            0, self.signal_chunk, seed, mjj_correlation=self.mjj_correlation,
-            mjj_signal=self.mjj_signal, mx=mx, my=my,
-        )  # fmt: skip
+            0,
+            self.signal_chunk,
+            seed,
+            mjj_correlation=self.mjj_correlation,
+            mjj_signal=self.mjj_signal,
+            mx=mx,
+            my=my,
+        )
         mjj = compute_features(events, source="simulation")["mjj"].to_numpy()
         return float((self.window.region_of(mjj) == SIGNAL_REGION).sum()) / self.signal_chunk
 
@@ -389,14 +404,24 @@ class Supervised(ReferenceScorer):
                 # a search for a resonance in this window: the hypothesis is a W' at its centre
                 mass = sim.window.centre
                 if not kinematically_allowed(mx, my, mass):
-                    log.warning("supervised: (mx=%.2f, my=%.2f) not allowed for a W' of %.2f TeV; "
-                                "left out in %s", mx, my, mass, sim.window.id)  # fmt: skip
+                    log.warning(
+                        "supervised: (mx=%.2f, my=%.2f) not allowed for a W' of %.2f TeV; "
+                        "left out in %s",
+                        mx,
+                        my,
+                        mass,
+                        sim.window.id,
+                    )
                     continue
                 log.info(
                     "supervised: the W' (%.2f TeV) barely reaches the SR of %s; the cocktail point "
                     "(mx=%.2f, my=%.2f) uses a W' at the SR centre, %.2f TeV",
-                    sim.mjj_signal, sim.window.id, mx, my, mass,
-                )  # fmt: skip
+                    sim.mjj_signal,
+                    sim.window.id,
+                    mx,
+                    my,
+                    mass,
+                )
             signals.append(sim.signal(n_sig, mx, my, mjj=mass).X)
         if not signals:
             raise AnomalyHuntError(
@@ -410,8 +435,10 @@ class Supervised(ReferenceScorer):
         ens.fit(X[tr], y[tr], X[va], y[va])
         log.info(
             "supervised: %d background vs %d signal events from %d (mx, my) points",
-            len(bkg), len(X) - len(bkg), len(signals),
-        )  # fmt: skip
+            len(bkg),
+            len(X) - len(bkg),
+            len(signals),
+        )
         return ens
 
     def fit(self, train: WindowData, valid: WindowData) -> Supervised:

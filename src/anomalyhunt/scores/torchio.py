@@ -25,7 +25,9 @@ def save_payload(payload: dict[str, Any], path: str | os.PathLike) -> None:
         torch.save(payload, tmp)
 
 
-def load_payload(path: str | os.PathLike, fmt: str, what: str, device: str = "cpu") -> dict[str, Any]:
+def load_payload(
+    path: str | os.PathLike, fmt: str, what: str, device: str = "cpu"
+) -> dict[str, Any]:
     """Read a payload written by :func:`save_payload`; ``fmt`` must match its ``format`` tag."""
     import torch
 

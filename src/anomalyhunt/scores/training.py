@@ -276,9 +276,16 @@ def train_network(
     n = len(train[0])
     if n == 0 or len(valid[0]) == 0:
         raise AnomalyHuntError(f"{label}: no training or no validation events")
-    settings = {"epochs": int(epochs), "batch_size": int(batch_size), "patience": int(patience),
-                "learning_rate": float(learning_rate), "min_delta": float(min_delta),
-                "seed": int(seed), "label": label, "device": str(device)}  # fmt: skip
+    settings = {
+        "epochs": int(epochs),
+        "batch_size": int(batch_size),
+        "patience": int(patience),
+        "learning_rate": float(learning_rate),
+        "min_delta": float(min_delta),
+        "seed": int(seed),
+        "label": label,
+        "device": str(device),
+    }
     key = None
     if checkpoint is not None:
         extra = [w for w in (weight, valid_weight) if w is not None]
@@ -300,8 +307,13 @@ def train_network(
 
     t0 = time.perf_counter()
     bs = int(batch_size)
-    bar = tqdm(range(start, int(epochs)), desc=label, unit="epoch", leave=False,
-               disable=not sys.stderr.isatty())  # fmt: skip
+    bar = tqdm(
+        range(start, int(epochs)),
+        desc=label,
+        unit="epoch",
+        leave=False,
+        disable=not sys.stderr.isatty(),
+    )
     for epoch in bar:
         net.train()
         perm = torch.randperm(n, generator=order).to(dev)
@@ -336,15 +348,33 @@ def train_network(
     result.seconds = time.perf_counter() - t0
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
-    log.debug("%s: %d train events, %d epochs (best %d, validation loss %.5f) in %.1f s", label,
-              n, len(result.history), result.best_epoch, result.best_loss, result.seconds)  # fmt: skip
+    log.debug(
+        "%s: %d train events, %d epochs (best %d, validation loss %.5f) in %.1f s",
+        label,
+        n,
+        len(result.history),
+        result.best_epoch,
+        result.best_loss,
+        result.seconds,
+    )
     return result
 
 
-def _save(path: Any, key: str, next_epoch: int, net: Any, opt: Any, order: Any, noise: Any,
-          stopper: EarlyStopping, result: TrainingResult) -> None:  # fmt: skip
+def _save(
+    path: Any,
+    key: str,
+    next_epoch: int,
+    net: Any,
+    opt: Any,
+    order: Any,
+    noise: Any,
+    stopper: EarlyStopping,
+    result: TrainingResult,
+) -> None:
     """Write the loop's state after an epoch (atomically: a kill leaves the previous one)."""
-    best = None if stopper.state is None else {k: v.detach().cpu() for k, v in stopper.state.items()}
+    best = (
+        None if stopper.state is None else {k: v.detach().cpu() for k, v in stopper.state.items()}
+    )
     payload = {
         "format": CHECKPOINT_FORMAT,
         "key": key,
@@ -353,16 +383,30 @@ def _save(path: Any, key: str, next_epoch: int, net: Any, opt: Any, order: Any, 
         "optimizer": opt.state_dict(),
         "order_rng": order.get_state(),
         "noise_rng": noise.get_state(),
-        "stopper": {"best": stopper.best, "best_epoch": stopper.best_epoch, "bad": stopper.bad,
-                    "state": best},  # fmt: skip
+        "stopper": {
+            "best": stopper.best,
+            "best_epoch": stopper.best_epoch,
+            "bad": stopper.bad,
+            "state": best,
+        },
         "history": result.history,
         "stopped": result.stopped,
     }
     save_payload(payload, path)
 
 
-def _resume(path: Any, key: str, dev: Any, net: Any, opt: Any, order: Any, noise: Any,
-            stopper: EarlyStopping, result: TrainingResult, label: str) -> int:  # fmt: skip
+def _resume(
+    path: Any,
+    key: str,
+    dev: Any,
+    net: Any,
+    opt: Any,
+    order: Any,
+    noise: Any,
+    stopper: EarlyStopping,
+    result: TrainingResult,
+    label: str,
+) -> int:
     """Load a matching checkpoint into the loop's objects; the epoch to continue from (0: none)."""
     try:
         payload = load_payload(path, CHECKPOINT_FORMAT, "training checkpoint", "cpu")
@@ -370,8 +414,11 @@ def _resume(path: Any, key: str, dev: Any, net: Any, opt: Any, order: Any, noise
         log.info("%s: ignoring unreadable checkpoint %s (%s)", label, path, exc)
         return 0
     if payload.get("key") != key:
-        log.info("%s: checkpoint %s is of another run (settings, data or weights); not resumed",
-                 label, path)  # fmt: skip
+        log.info(
+            "%s: checkpoint %s is of another run (settings, data or weights); not resumed",
+            label,
+            path,
+        )
         return 0
     net.load_state_dict(payload["net"])
     opt.load_state_dict(payload["optimizer"])

@@ -125,7 +125,12 @@ def _newton_batch(
             tt, mt, ft = evaluate(trial, na[pending])
             good = np.isfinite(ft) & (ft <= fa[pending] + 1e-12 * np.abs(fa[pending]))
             sel = np.flatnonzero(pending)[good]
-            new_u[sel], new_t[sel], new_mu[sel], new_f[sel] = trial[good], tt[good], mt[good], ft[good]
+            new_u[sel], new_t[sel], new_mu[sel], new_f[sel] = (
+                trial[good],
+                tt[good],
+                mt[good],
+                ft[good],
+            )
             accepted[sel] = True
             alpha[np.flatnonzero(pending)[~good]] *= 0.5
         u[idx], t[idx], mu[idx], f[idx] = new_u, new_t, new_mu, new_f
@@ -167,9 +172,14 @@ def fit_batch(
     sr_rows = np.flatnonzero(sr_mask)
     groups = [np.flatnonzero(m[sr_rows]) for m in masks]
     n_toys = counts.shape[0]
-    out = BatchFit(np.full(n_toys, np.nan), np.full(n_toys, np.nan), np.zeros(n_toys, bool),
-                   np.full((n_toys, sr_bins), np.nan), np.full((n_toys, sr_bins, sr_bins), np.nan),
-                   np.zeros(n_toys, int))
+    out = BatchFit(
+        np.full(n_toys, np.nan),
+        np.full(n_toys, np.nan),
+        np.zeros(n_toys, bool),
+        np.full((n_toys, sr_bins), np.nan),
+        np.full((n_toys, sr_bins, sr_bins), np.nan),
+        np.zeros(n_toys, int),
+    )
     rows = np.flatnonzero(fit_mask)
     if rows.size < MIN_FIT_BINS:
         return out

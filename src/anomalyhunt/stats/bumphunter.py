@@ -44,7 +44,9 @@ class ScanHistogram:
     owner: list[str] = field(default_factory=list)
 
 
-def _window_cuts(fits: Sequence[dict[str, Any]]) -> dict[tuple[str, float], list[tuple[dict, dict]]]:
+def _window_cuts(
+    fits: Sequence[dict[str, Any]],
+) -> dict[tuple[str, float], list[tuple[dict, dict]]]:
     """(method, efficiency) -> [(window result, cut result)] of every valid fit."""
     groups: dict[tuple[str, float], list[tuple[dict, dict]]] = {}
     for f in fits:
@@ -101,14 +103,16 @@ def assemble_histograms(fits: Sequence[dict[str, Any]]) -> list[ScanHistogram]:
                     best[i] = (key, float(counts[j]), float(expected[j]), str(f["window"]))
         i0, i1 = index[lo], index[hi]
         chosen = best[i0:i1]
-        out.append(ScanHistogram(
-            method=method,
-            efficiency=eff,
-            edges=np.asarray(grid[i0:i1 + 1], dtype=float),
-            counts=np.array([0.0 if b is None else b[1] for b in chosen]),
-            reference=np.array([0.0 if b is None else b[2] for b in chosen]),
-            owner=["" if b is None else b[3] for b in chosen],
-        ))
+        out.append(
+            ScanHistogram(
+                method=method,
+                efficiency=eff,
+                edges=np.asarray(grid[i0 : i1 + 1], dtype=float),
+                counts=np.array([0.0 if b is None else b[1] for b in chosen]),
+                reference=np.array([0.0 if b is None else b[2] for b in chosen]),
+                owner=["" if b is None else b[3] for b in chosen],
+            )
+        )
     return out
 
 
@@ -173,8 +177,8 @@ def bump_hunt(
         hunter.bump_scan(counts, reference, is_hist=True)
     t = np.asarray(hunter.t_ar, dtype=float)
     loc, width = int(hunter.min_loc_ar[0]), int(hunter.min_width_ar[0])
-    n_obs = float(counts[loc:loc + width].sum())
-    b = float(reference[loc:loc + width].sum())
+    n_obs = float(counts[loc : loc + width].sum())
+    b = float(reference[loc : loc + width].sum())
     logp = float(stats.poisson.logsf(n_obs - 1, b)) if n_obs > b else 0.0
     k = int((t[1:] >= t[0]).sum())
     return {
@@ -209,7 +213,9 @@ def _combine(results: list[dict[str, Any]]) -> dict[str, Any]:
     """
     n = min(r["t_toys"].size for r in results)
     toys = [r["t_toys"][:n] for r in results]
-    obs = np.array([_tail_fraction(t, np.array([r["t_obs"]]))[0] for t, r in zip(toys, results, strict=True)])
+    obs = np.array(
+        [_tail_fraction(t, np.array([r["t_obs"]]))[0] for t, r in zip(toys, results, strict=True)]
+    )
     toy_min = np.min([_tail_fraction(t, t) for t in toys], axis=0)
     k = int((toy_min <= obs.min()).sum())
     p = k / n
@@ -237,12 +243,16 @@ def global_bumphunter(
     seeds = np.random.SeedSequence(seed).spawn(len(hists))
     scans, good = [], []
     for h, ss in zip(hists, seeds, strict=True):
-        entry: dict[str, Any] = {"method": h.method, "efficiency": h.efficiency,
-                                 "range": [float(h.edges[0]), float(h.edges[-1])],
-                                 "n_bins": int(h.counts.size)}
+        entry: dict[str, Any] = {
+            "method": h.method,
+            "efficiency": h.efficiency,
+            "range": [float(h.edges[0]), float(h.edges[-1])],
+            "n_bins": int(h.counts.size),
+        }
         try:
-            res = bump_hunt(h.edges, h.counts, h.reference, n_pe=n_pe,
-                            seed=int(ss.generate_state(1)[0]))
+            res = bump_hunt(
+                h.edges, h.counts, h.reference, n_pe=n_pe, seed=int(ss.generate_state(1)[0])
+            )
         except Exception as exc:  # a cross-check must never stop the summary
             entry["status"] = f"failed: {exc}"
         else:
@@ -250,14 +260,19 @@ def global_bumphunter(
             entry.update({k: v for k, v in res.items() if k not in ("t_toys", "t_obs")})
             entry["status"] = "ok"
         scans.append(entry)
-    out: dict[str, Any] = {"algorithm": "pyBumpHunter BumpHunter1D, excess mode", "n_pe": n_pe,
-                           "seed": seed, "scans": scans}
+    out: dict[str, Any] = {
+        "algorithm": "pyBumpHunter BumpHunter1D, excess mode",
+        "n_pe": n_pe,
+        "seed": seed,
+        "scans": scans,
+    }
     if not good:
         out["status"] = "failed: every scan failed"
         return out
     best = max((s for s in scans if s["status"] == "ok"), key=lambda s: s["z_local"])
-    out.update({k: best[k] for k in ("z_local", "p_local", "bump", "bump_centre", "method",
-                                     "efficiency")})
+    out.update(
+        {k: best[k] for k in ("z_local", "p_local", "bump", "bump_centre", "method", "efficiency")}
+    )
     out["combined"] = _combine(good)
     out["status"] = "ok"
     return out

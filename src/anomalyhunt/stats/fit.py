@@ -211,19 +211,37 @@ class FunctionFit:
         }
 
 
-def _failed(function: BackgroundFunction, edges, counts, fit_mask, message: str,
-            log_offset: np.ndarray | None = None) -> FunctionFit:
+def _failed(
+    function: BackgroundFunction,
+    edges,
+    counts,
+    fit_mask,
+    message: str,
+    log_offset: np.ndarray | None = None,
+) -> FunctionFit:
     k = function.n_par
     return FunctionFit(
-        function=function.name, n_par=k, edges=edges, counts=counts, fit_mask=fit_mask,
-        valid=False, message=message, params=np.full(k, np.nan), cov=np.full((k, k), np.nan),
-        expected=np.zeros(edges.size - 1), log_offset=log_offset,
+        function=function.name,
+        n_par=k,
+        edges=edges,
+        counts=counts,
+        fit_mask=fit_mask,
+        valid=False,
+        message=message,
+        params=np.full(k, np.nan),
+        cov=np.full((k, k), np.nan),
+        expected=np.zeros(edges.size - 1),
+        log_offset=log_offset,
     )
 
 
 def log_linear_start(
-    function: BackgroundFunction, edges: np.ndarray, counts: np.ndarray, fit_mask: np.ndarray,
-    log_offset: np.ndarray | None = None, k: int | None = None,
+    function: BackgroundFunction,
+    edges: np.ndarray,
+    counts: np.ndarray,
+    fit_mask: np.ndarray,
+    log_offset: np.ndarray | None = None,
+    k: int | None = None,
 ) -> np.ndarray:
     """theta (first ``k`` terms, the rest 0) from weighted least squares of ln(density): a start.
 
@@ -348,9 +366,13 @@ def fit_function(
     rows = np.flatnonzero(fit_mask)
     n = counts[rows]
     if rows.size < max(MIN_FIT_BINS, k_low + has_sig + 1):
-        return _failed(function, edges, counts, fit_mask, f"only {rows.size} fitted bins", log_offset)
+        return _failed(
+            function, edges, counts, fit_mask, f"only {rows.size} fitted bins", log_offset
+        )
     if n.sum() <= 0:
-        return _failed(function, edges, counts, fit_mask, "the fitted bins hold no events", log_offset)
+        return _failed(
+            function, edges, counts, fit_mask, "the fitted bins hold no events", log_offset
+        )
     quad = Quadrature(edges, function, log_offset)
     problems: list[str] = []
     n_nonempty = int((n > 0).sum())
@@ -382,14 +404,37 @@ def fit_function(
             if abs(theta[0]) > LOG_P0_MAX:
                 problems.append(f"{label}start {i}: unconstrained (|ln p0| = {abs(theta[0]):.0f})")
                 continue
-            return _result(function, edges, counts, fit_mask, log_offset, basis, u, cov_u,
-                           template, problems, k_top)
-    return _failed(function, edges, counts, fit_mask, "fit failed: " + "; ".join(problems),
-                   log_offset)
+            return _result(
+                function,
+                edges,
+                counts,
+                fit_mask,
+                log_offset,
+                basis,
+                u,
+                cov_u,
+                template,
+                problems,
+                k_top,
+            )
+    return _failed(
+        function, edges, counts, fit_mask, "fit failed: " + "; ".join(problems), log_offset
+    )
 
 
-def _result(function: BackgroundFunction, edges, counts, fit_mask, log_offset, basis: _Basis,
-            u: np.ndarray, cov_u: np.ndarray, template, problems: list[str], k_top: int) -> FunctionFit:
+def _result(
+    function: BackgroundFunction,
+    edges,
+    counts,
+    fit_mask,
+    log_offset,
+    basis: _Basis,
+    u: np.ndarray,
+    cov_u: np.ndarray,
+    template,
+    problems: list[str],
+    k_top: int,
+) -> FunctionFit:
     """The valid :class:`FunctionFit` of a converged fit: public params, deviance, p-value."""
     k, n_par = basis.k, function.n_par
     theta = basis.theta(u)
@@ -415,10 +460,26 @@ def _result(function: BackgroundFunction, edges, counts, fit_mask, log_offset, b
         s_row = basis.signal_row
         sigma_signal = float(math.sqrt(max(s_row @ cov_u @ s_row, 0.0)))
     return FunctionFit(
-        function=function.name, n_par=n_par, edges=edges, counts=counts, fit_mask=fit_mask,
-        valid=True, message=message, params=params, cov=cov, expected=mu_b, n_free=k,
-        m2lnl=m2lnl, chi2=chi2, ndf=ndf,
+        function=function.name,
+        n_par=n_par,
+        edges=edges,
+        counts=counts,
+        fit_mask=fit_mask,
+        valid=True,
+        message=message,
+        params=params,
+        cov=cov,
+        expected=mu_b,
+        n_free=k,
+        m2lnl=m2lnl,
+        chi2=chi2,
+        ndf=ndf,
         chi2_pvalue=float(stats.chi2.sf(chi2, ndf)) if ndf > 0 else float("nan"),
-        signal=signal, sigma_signal=sigma_signal, log_offset=log_offset, theta=theta,
-        _basis=basis, _u=u, _cov_u=cov_u,
+        signal=signal,
+        sigma_signal=sigma_signal,
+        log_offset=log_offset,
+        theta=theta,
+        _basis=basis,
+        _u=u,
+        _cov_u=cov_u,
     )

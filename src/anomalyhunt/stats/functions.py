@@ -93,17 +93,18 @@ class BackgroundFunction:
 
 FUNCTIONS: dict[str, BackgroundFunction] = {
     "dijet3": BackgroundFunction("dijet3", 3, _dijet_features(3), "p0 (1-x)^p1 / x^p2"),
-    "dijet4": BackgroundFunction(
-        "dijet4", 4, _dijet_features(4), "p0 (1-x)^p1 / x^(p2 + p3 ln x)"
-    ),
+    "dijet4": BackgroundFunction("dijet4", 4, _dijet_features(4), "p0 (1-x)^p1 / x^(p2 + p3 ln x)"),
     "dijet5": BackgroundFunction(
         "dijet5", 5, _dijet_features(5), "p0 (1-x)^p1 / x^(p2 + p3 ln x + p4 ln^2 x)"
     ),
     "ua2": BackgroundFunction("ua2", 4, _ua2_features, "p0 x^-p1 exp(-p2 x - p3 x^2)"),
     **{
         f"ratio{k}": BackgroundFunction(
-            f"ratio{k}", k, _ratio_features(k),
-            "N(mjj) x " + ["p0", "p0 x^p1", "p0 x^(p1 + p2 ln x)"][k - 1], ratio=True,
+            f"ratio{k}",
+            k,
+            _ratio_features(k),
+            "N(mjj) x " + ["p0", "p0 x^p1", "p0 x^(p1 + p2 ln x)"][k - 1],
+            ratio=True,
         )
         for k in (1, 2, 3)
     },
@@ -155,7 +156,8 @@ class Quadrature:
         self.phi = function.features(nodes / SQRT_S)  # (n_bins, Q, n_par)
         n_bins = edges.size - 1
         self.offset = (
-            np.zeros((n_bins, 1)) if log_offset is None
+            np.zeros((n_bins, 1))
+            if log_offset is None
             else np.asarray(log_offset, dtype=float).reshape(n_bins, 1)
         )
 
@@ -214,7 +216,8 @@ def sr_groups(edges: np.ndarray, sr: tuple[float, float], n_groups: int) -> list
     if n_groups < 1 or n_groups > rows.size:
         raise AnomalyHuntError(
             f"bumphunt.sr_bins = {n_groups}: the SR {sr[0]}-{sr[1]} TeV holds {rows.size} fit bins "
-            f"of bumphunt.bin_width, so it can be split into 1 to {rows.size} bins")
+            f"of bumphunt.bin_width, so it can be split into 1 to {rows.size} bins"
+        )
     masks = []
     for part in np.array_split(rows, n_groups):
         m = np.zeros(np.asarray(edges).size - 1, dtype=bool)

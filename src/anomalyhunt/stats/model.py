@@ -151,23 +151,34 @@ def build_multibin_model(
         big = max(5.0, 1.5 * excess / max(np.abs(v).max(), 1e-12) + 1.0)
         alpha_lo = max(-big, 0.999 * lo_a)
         alpha_hi = min(big, 0.999 * hi_a)
-        modifiers.append({
-            "name": name, "type": "histosys",
-            "data": {"hi_data": (b + v).tolist(), "lo_data": np.maximum(b - v, B_FLOOR * 1e-3).tolist()},
-        })
+        modifiers.append(
+            {
+                "name": name,
+                "type": "histosys",
+                "data": {
+                    "hi_data": (b + v).tolist(),
+                    "lo_data": np.maximum(b - v, B_FLOOR * 1e-3).tolist(),
+                },
+            }
+        )
         parameters.append({"name": name, "bounds": [[float(alpha_lo), float(alpha_hi)]]})
     total_n = b.sum() if n_obs is None else max(float(np.sum(n_obs)), b.sum())
     sig_var = float(np.sum(variations, axis=0).sum()) if variations.size else 0.0
     upper = _poi_upper(float(b.sum()), abs(sig_var), float(signal.sum()), total_n)
     spec = {
-        "channels": [{
-            "name": "sr",
-            "samples": [
-                {"name": "signal", "data": signal.tolist(),
-                 "modifiers": [{"name": POI, "type": "normfactor", "data": None}]},
-                {"name": "background", "data": b.tolist(), "modifiers": modifiers},
-            ],
-        }],
+        "channels": [
+            {
+                "name": "sr",
+                "samples": [
+                    {
+                        "name": "signal",
+                        "data": signal.tolist(),
+                        "modifiers": [{"name": POI, "type": "normfactor", "data": None}],
+                    },
+                    {"name": "background", "data": b.tolist(), "modifiers": modifiers},
+                ],
+            }
+        ],
         "parameters": [{"name": POI, "bounds": [[0.0, upper]], "inits": [1.0]}, *parameters],
     }
     return pyhf.Model(

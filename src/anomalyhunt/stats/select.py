@@ -81,7 +81,9 @@ def fit_family(
 
 
 def _sparse_plan(
-    functions: list[BackgroundFunction], counts: np.ndarray, fit_mask: np.ndarray,
+    functions: list[BackgroundFunction],
+    counts: np.ndarray,
+    fit_mask: np.ndarray,
     events_per_parameter: int,
 ) -> tuple[list[BackgroundFunction], int | None, dict[str, Any]]:
     """Which candidates the data can constrain, the cap on the free parameters of the least
@@ -90,11 +92,13 @@ def _sparse_plan(
     k_data = max_free_parameters(counts, fit_mask, events_per_parameter)
     allowed = [f for f in functions if f.n_par <= k_data]
     info: dict[str, Any] = {
-        "sparse": len(allowed) < len(functions), "sparse_action": None,
-        "n_fit_events": int(n.sum()), "n_fit_nonempty_bins": int((n > 0).sum()),
+        "sparse": len(allowed) < len(functions),
+        "sparse_action": None,
+        "n_fit_events": int(n.sum()),
+        "n_fit_nonempty_bins": int((n > 0).sum()),
         "max_free": k_data,
         "sparse_rule": f"at most min(events // {events_per_parameter}, non-empty bins // "
-                       f"{MIN_BINS_PER_PARAMETER}) free parameters in the fitted (sideband) bins",
+        f"{MIN_BINS_PER_PARAMETER}) free parameters in the fitted (sideband) bins",
     }
     if events_per_parameter <= 0:  # the rule is off
         info |= {"sparse": False, "sparse_rule": "off"}
@@ -105,16 +109,22 @@ def _sparse_plan(
         info["sparse_action"] = "the fitted bins hold no events: no fit is possible"
         return functions, None, info
     dropped = ", ".join(f"{f.name} ({f.n_par})" for f in functions if f not in allowed)
-    why = (f"{info['n_fit_events']} events in {info['n_fit_nonempty_bins']} non-empty fitted bins "
-           f"constrain at most {k_data} free parameters")
+    why = (
+        f"{info['n_fit_events']} events in {info['n_fit_nonempty_bins']} non-empty fitted bins "
+        f"constrain at most {k_data} free parameters"
+    )
     if allowed:
-        info["sparse_action"] = (f"{why}: not fitted: {dropped}; the choice is among "
-                                 f"{', '.join(f.name for f in allowed)} only")
+        info["sparse_action"] = (
+            f"{why}: not fitted: {dropped}; the choice is among "
+            f"{', '.join(f.name for f in allowed)} only"
+        )
         return allowed, None, info
     low = functions[0]
     cap = max(k_data, low.min_free)
-    info["sparse_action"] = (f"{why}: {low.name} fitted with {cap} of {low.n_par} free parameters "
-                             "(the last ones fixed at 0)")
+    info["sparse_action"] = (
+        f"{why}: {low.name} fitted with {cap} of {low.n_par} free parameters "
+        "(the last ones fixed at 0)"
+    )
     if k_data < low.min_free:
         info["sparse_action"] += "; still fewer events than the rule asks for, treat with care"
     return [low], cap, info
@@ -161,11 +171,23 @@ def select_function(
     candidates, cap, sparse = _sparse_plan(functions, counts, fit_mask, events_per_parameter)
     fits: list[FunctionFit] = []
     for i, function in enumerate(candidates):
-        fits.append(fit_function(function.name, edges, counts, fit_mask,
-                                 starts=_padded_starts(fits, function), log_offset=log_offset,
-                                 step_down=step_down and i == 0, max_free=cap))
-    skipped = [_failed(f, edges, counts, fit_mask, "not fitted: " + sparse["sparse_action"])
-               for f in functions if f not in candidates]
+        fits.append(
+            fit_function(
+                function.name,
+                edges,
+                counts,
+                fit_mask,
+                starts=_padded_starts(fits, function),
+                log_offset=log_offset,
+                step_down=step_down and i == 0,
+                max_free=cap,
+            )
+        )
+    skipped = [
+        _failed(f, edges, counts, fit_mask, "not fitted: " + sparse["sparse_action"])
+        for f in functions
+        if f not in candidates
+    ]
     # one representative per number of free parameters: the valid fit with the smallest deviance
     best: dict[int, FunctionFit] = {}
     for f in fits:
@@ -176,10 +198,16 @@ def select_function(
     chosen: FunctionFit | None = None
     for simple, complex_ in zip(valid, valid[1:], strict=False):
         f_stat, p = f_test(simple, complex_) if test == "ftest" else wilks_test(simple, complex_)
-        tests.append({"simple": simple.function, "complex": complex_.function, "test": test,
-                      "statistic": json_clean(f_stat),
-                      "F": json_clean(f_stat) if test == "ftest" else None,
-                      "pvalue": json_clean(p)})
+        tests.append(
+            {
+                "simple": simple.function,
+                "complex": complex_.function,
+                "test": test,
+                "statistic": json_clean(f_stat),
+                "F": json_clean(f_stat) if test == "ftest" else None,
+                "pvalue": json_clean(p),
+            }
+        )
         if chosen is None and not (p <= threshold):  # NaN p counts as "not significant"
             chosen = simple
     if chosen is None and valid:

@@ -165,7 +165,11 @@ def z_fast(n_obs: np.ndarray, b: np.ndarray, sigma_b: np.ndarray) -> np.ndarray:
 
 
 def _newton_poisson(
-    n: np.ndarray, base: np.ndarray, design: np.ndarray, constrained: np.ndarray, x0: np.ndarray,
+    n: np.ndarray,
+    base: np.ndarray,
+    design: np.ndarray,
+    constrained: np.ndarray,
+    x0: np.ndarray,
     max_iter: int = 60,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Minimise sum(lam - n ln lam) + |x_c|^2 / 2 with lam = base + x @ design, for many toys.
@@ -262,7 +266,12 @@ def _multibin_setup(
     signal = np.asarray(signal, dtype=float)
     if not (n_obs.shape == b.shape == signal.shape and cov.shape == (b.size, b.size)):
         raise AnomalyHuntError("multi-bin test: n_obs, b, signal (G,) and cov (G, G) must match")
-    if not (np.all(np.isfinite(n_obs)) and np.all(np.isfinite(b)) and np.all(n_obs >= 0) and np.all(b >= 0)):
+    if not (
+        np.all(np.isfinite(n_obs))
+        and np.all(np.isfinite(b))
+        and np.all(n_obs >= 0)
+        and np.all(b >= 0)
+    ):
         raise AnomalyHuntError("multi-bin test: counts and background must be finite and >= 0")
     variations = eigen_variations(cov)
     scale = _signal_scale(float(n_obs.sum()), float(b.sum()), math.sqrt(max(cov.sum(), 0.0)))
@@ -294,22 +303,39 @@ def discovery_multi(
     n_obs, b = np.asarray(n_obs, dtype=float), np.asarray(b, dtype=float)
     shape = np.asarray(signal, dtype=float) / np.sum(signal)
     n_var = variations.shape[0]
-    x_c, _ = _newton_poisson(n_obs[None], np.maximum(b, B_FLOOR)[None], variations[None],
-                             np.ones(n_var, bool), np.zeros((1, n_var)))
+    x_c, _ = _newton_poisson(
+        n_obs[None],
+        np.maximum(b, B_FLOOR)[None],
+        variations[None],
+        np.ones(n_var, bool),
+        np.zeros((1, n_var)),
+    )
     design = np.concatenate([shape[None], variations])[None]
     mu0 = max(float(n_obs.sum() - b.sum()), 0.0)
-    x_f, _ = _newton_poisson(n_obs[None], np.maximum(b, B_FLOOR)[None], design,
-                             np.r_[False, np.ones(n_var, bool)], np.r_[mu0, x_c[0]][None])
+    x_f, _ = _newton_poisson(
+        n_obs[None],
+        np.maximum(b, B_FLOOR)[None],
+        design,
+        np.r_[False, np.ones(n_var, bool)],
+        np.r_[mu0, x_c[0]][None],
+    )
     mu_start = max(float(x_f[0, 0]), 0.0) / scale
     free, nll_free = pyhf.infer.mle.fit(
-        data, model, init_pars=_nuisance_init(model, mu_start, x_f[0, 1:]), return_fitted_val=True)
+        data, model, init_pars=_nuisance_init(model, mu_start, x_f[0, 1:]), return_fitted_val=True
+    )
     fixed, nll_fixed = pyhf.infer.mle.fixed_poi_fit(
-        0.0, data, model, init_pars=_nuisance_init(model, 0.0, x_c[0]), return_fitted_val=True)
+        0.0, data, model, init_pars=_nuisance_init(model, 0.0, x_c[0]), return_fitted_val=True
+    )
     mu_hat = float(free[model.config.poi_index])
     q0 = max(0.0, float(nll_fixed) - float(nll_free)) if mu_hat > 0 else 0.0
     z = math.sqrt(q0)
-    return {"p0": float(stats.norm.sf(z)) if q0 > 0 else 0.5, "z": z, "q0": q0,
-            "signal_hat": mu_hat * scale, "n_variations": int(n_var)}
+    return {
+        "p0": float(stats.norm.sf(z)) if q0 > 0 else 0.5,
+        "z": z,
+        "q0": q0,
+        "signal_hat": mu_hat * scale,
+        "n_variations": int(n_var),
+    }
 
 
 def upper_limit_multi(
@@ -321,7 +347,12 @@ def upper_limit_multi(
     model, data, scale, _ = _multibin_setup(n_obs, b, cov, signal)
     mu_excess = max(float(np.sum(n_obs) - np.sum(b)), 0.0) / scale
     obs, band = pyhf.infer.intervals.upper_limits.toms748_scan(
-        data, model, 1e-2, mu_excess + 10.0, level=1.0 - cl, rtol=1e-4,
+        data,
+        model,
+        1e-2,
+        mu_excess + 10.0,
+        level=1.0 - cl,
+        rtol=1e-4,
         init_pars=_nuisance_init(model, mu_excess + 1.0, np.zeros(0)),
     )
     band = [float(v) * scale for v in band]

@@ -96,7 +96,9 @@ def spurious_signal(
         rng = np.random.default_rng(seed)
         ratios, yields = [], []
         for counts in rng.poisson(truth, size=(n_toys, truth.size)).astype(float):
-            fit = fit_function(function, edges, counts, fit_mask, template=template, max_free=max_free)
+            fit = fit_function(
+                function, edges, counts, fit_mask, template=template, max_free=max_free
+            )
             if fit.valid and fit.sigma_signal and fit.sigma_signal > 0:
                 ratios.append(fit.signal / fit.sigma_signal)
                 yields.append(fit.signal)
@@ -106,7 +108,9 @@ def spurious_signal(
             "n_valid": int(r.size),
             "mean_ratio": json_clean(r.mean()) if r.size else None,
             # error of the mean: whether a toy-based flag is meaningful
-            "mean_ratio_error": json_clean(r.std(ddof=1) / math.sqrt(r.size)) if r.size > 1 else None,
+            "mean_ratio_error": json_clean(r.std(ddof=1) / math.sqrt(r.size))
+            if r.size > 1
+            else None,
             "std_ratio": json_clean(r.std(ddof=1)) if r.size > 1 else None,
             "mean_signal": json_clean(np.mean(yields)) if yields else None,
         }

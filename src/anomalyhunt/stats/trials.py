@@ -38,9 +38,16 @@ def _one_test(test: dict[str, Any], n_toys: int, seed_seq: np.random.SeedSequenc
     offset = test.get("log_offset")
     rng = np.random.default_rng(seed_seq)
     counts = rng.poisson(expected, size=(n_toys, expected.size)).astype(float)
-    res = fit_batch(test.get("function") or "dijet4", edges, counts, sr, np.asarray(test["start"], dtype=float),
-                    sr_bins=sr_bins, log_offset=None if offset is None else np.asarray(offset, dtype=float),
-                    max_free=test.get("n_free"))
+    res = fit_batch(
+        test.get("function") or "dijet4",
+        edges,
+        counts,
+        sr,
+        np.asarray(test["start"], dtype=float),
+        sr_bins=sr_bins,
+        log_offset=None if offset is None else np.asarray(offset, dtype=float),
+        max_free=test.get("n_free"),
+    )
     ok = res.ok
     z = np.zeros(n_toys)
     shift = test.get("choice_shift")
@@ -206,7 +213,7 @@ def gross_vitells(
         mean = counts / z.shape[0]
         # Poisson errors of the counts: sigma(mean) = mean / sqrt(count), so every level counts
         inv_sigma = np.sqrt(np.maximum(counts, 1.0)) / np.maximum(mean, 1e-300)
-        design = np.stack([np.exp(-levels**2 / 2.0), stats.norm.sf(levels)], axis=1)
+        design = np.stack([np.exp(-(levels**2) / 2.0), stats.norm.sf(levels)], axis=1)
         (a, c), _ = nnls(design * inv_sigma[:, None], mean * inv_sigma)
     expected_n = a * math.exp(-(z_max**2) / 2.0) + c * p_local
     p = min(1.0, p_local + expected_n)
