@@ -134,7 +134,8 @@ def test_cli_unknown_window_is_one_line(tmp_path):
         ]
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("anomalyhunt: error: window 'w07'")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("anomalyhunt: error: ") and "no window 'w07' (known: none)" in last
 
 
 def test_default_options_are_the_schema_defaults():

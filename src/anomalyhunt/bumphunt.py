@@ -19,8 +19,8 @@ import pandas as pd
 from anomalyhunt import cli
 from anomalyhunt import config as cfgmod
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.io import read_json, read_parquet, write_json
-from anomalyhunt.regions import SIGNAL_REGION, Window
+from anomalyhunt.io import read_parquet, write_json
+from anomalyhunt.regions import SIGNAL_REGION, Window, find_window
 from anomalyhunt.stats import functions, select, significance, spurious
 from anomalyhunt.stats.fit import FunctionFit
 from anomalyhunt.stats.functions import sr_groups
@@ -488,13 +488,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--plot-scores", help="PNG of the score distributions in SR and sidebands")
     args = p.parse_args(argv)
     config = cfgmod.load(args.config)
-    meta = {w["id"]: w for w in read_json(args.windows)["windows"]}
-    if args.window not in meta:
-        raise AnomalyHuntError(
-            f"window '{args.window}' is not in {args.windows} (known: {', '.join(meta)})"
-        )
-    wmeta = meta[args.window]
-    window = Window.from_dict(wmeta)
+    window, skipped = find_window(args.windows, args.window)
     scores = read_parquet(args.scores)
     result: dict[str, Any] = {
         "window": window.id,
@@ -503,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "sb_low": window.sb_low,
         "sb_high": window.sb_high,
         "centre": window.centre,
-        "skipped": wmeta.get("skipped"),
+        "skipped": skipped,
         "cuts": [],
     }
     if result["skipped"] is None and scores.empty:

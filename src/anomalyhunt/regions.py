@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -165,8 +166,23 @@ def build(features: pd.DataFrame, config: dict[str, Any]) -> tuple[pd.DataFrame,
     return data, meta
 
 
-def load_windows(path: str) -> list[dict[str, Any]]:
+def load_windows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The window records of a windows.json (id, sr, sidebands, counts, ``skipped`` reason)."""
     return read_json(path)["windows"]
+
+
+def find_window(path: str | os.PathLike, window_id: str) -> tuple[Window, str | None]:
+    """Window ``window_id`` of a windows.json and why it was skipped (None if it was not).
+
+    The one lookup every per-window command uses, so a wrong id is the same clear error everywhere.
+    """
+    by_id = {w["id"]: w for w in load_windows(path)}
+    if window_id not in by_id:
+        raise AnomalyHuntError(
+            f"{path}: no window '{window_id}' (known: {', '.join(by_id) or 'none'})"
+        )
+    record = by_id[window_id]
+    return Window.from_dict(record), record.get("skipped")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -572,7 +572,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for the toys")
     args = p.parse_args(argv)
     config = cfgmod.load(args.config)
-    meta = read_json(args.windows)
+    meta = read_json(args.windows)  # the whole record: counts and windows
     fits = [read_json(f) for f in args.fits]
     table = local_table(fits)
     out = Path(args.out_dir)

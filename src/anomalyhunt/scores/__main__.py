@@ -23,8 +23,8 @@ from typing import Any
 from anomalyhunt import cli
 from anomalyhunt import config as cfgmod
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.io import read_json, read_parquet, write_parquet
-from anomalyhunt.regions import Window
+from anomalyhunt.io import read_parquet, write_parquet
+from anomalyhunt.regions import find_window
 from anomalyhunt.scores import available, empty_scores, get_scorer, resolve_device
 from anomalyhunt.scores.kfold import score_out_of_fold
 
@@ -93,21 +93,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if threads < 1:
         raise AnomalyHuntError(f"--threads must be at least 1, got {threads}")
 
-    meta = read_json(args.windows)
-    by_id = {w["id"]: w for w in meta.get("windows", [])}
-    if args.window not in by_id:
-        raise AnomalyHuntError(
-            f"{args.windows}: no window '{args.window}' (known: {', '.join(by_id) or 'none'})"
-        )
-    wdict = by_id[args.window]
-    if wdict.get("skipped"):
-        log.warning(
-            "window %s skipped (%s): writing an empty scores table", args.window, wdict["skipped"]
-        )
+    window, skipped = find_window(args.windows, args.window)
+    if skipped:
+        log.warning("window %s skipped (%s): writing an empty scores table", args.window, skipped)
         write_parquet(empty_scores(), args.out)
         return
 
-    window = Window.from_dict(wdict)
     fingerprint_extra: dict[str, Any] = {}
     if needs_simulation:
         # reference samples drawn with a seed of their own (not the data's), shared by all folds
