@@ -11,6 +11,8 @@ sys.path.insert(0, str(SRC))
 
 from anomalyhunt import config as ah_config  # noqa: E402
 from anomalyhunt import regions as ah_regions  # noqa: E402
+from anomalyhunt.data import pythia as ah_pythia  # noqa: E402
+from anomalyhunt.scores.base import gpu_slots  # noqa: E402
 from anomalyhunt.errors import AnomalyHuntError  # noqa: E402
 
 # The package's validator first: it names the bad key in one line and adds cross-field checks;
@@ -45,20 +47,6 @@ os.environ.update(
     PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
     PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
 )
-
-
-def uses_gpu() -> int:
-    """1 when training may take the GPU, so --resources gpu=1 keeps GPU jobs from overlapping."""
-    if config["device"] == "cuda":
-        return 1
-    if config["device"] == "cpu":
-        return 0
-    try:
-        import torch
-
-        return int(torch.cuda.is_available())
-    except ImportError:
-        return 0
 
 
 def events_file() -> str:

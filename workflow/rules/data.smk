@@ -24,7 +24,7 @@ PYTHIA = config["data"]["pythia"]
 PYTHIA_CHUNKS = [
     f"{RUN}/data/pythia/{process}_{chunk}.h5"
     for process in ("qcd", "signal")
-    for chunk in range(-(-PYTHIA[f"n_{process}"] // PYTHIA["chunk_size"]))
+    for chunk in range(ah_pythia.n_chunks(PYTHIA, process))
 ]
 
 

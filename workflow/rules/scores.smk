@@ -18,7 +18,7 @@ rule scores:
         "../../envs/ml.yaml"
     threads: config["threads"]
     resources:
-        gpu=uses_gpu(),
+        gpu=gpu_slots(config["device"]),
         mem_mb=4000,
     shell:
         "python -m anomalyhunt.scores --config {params.config:q} --events {input.events:q}"

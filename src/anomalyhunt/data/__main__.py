@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -150,8 +149,9 @@ _GEN_ATTR = "anomalyhunt_generation"
 
 
 def pythia_n_chunks(pythia_config: dict[str, Any], process: str) -> int:
-    """Jobs one process needs: every chunk is full but the last, so counts are met exactly."""
-    return math.ceil(pythia_config[f"n_{process}"] / pythia_config["chunk_size"])
+    from anomalyhunt.data.pythia import n_chunks
+
+    return n_chunks(pythia_config, process)
 
 
 def pythia_seed(seed: int, process: str, chunk: int) -> int:

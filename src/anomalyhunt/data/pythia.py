@@ -46,6 +46,11 @@ _BATCH = 100  # events per nextBatch call: small enough to keep memory flat
 _X_ID, _Y_ID = 37, 35
 
 
+def n_chunks(pythia_config: dict, process: str) -> int:
+    """Jobs one process needs: every chunk is full but the last, so counts are met exactly."""
+    return -(-pythia_config[f"n_{process}"] // pythia_config["chunk_size"])
+
+
 def _settings(
     process: str, seed: int, mjj_signal: float, mx: float, my: float, pthat_min: float
 ) -> list[str]:

@@ -234,6 +234,24 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def gpu_slots(device: str) -> int:
+    """GPUs one training job of this ``device`` setting claims (Snakemake ``resources: gpu``).
+
+    Decided where the DAG is built: 'cuda' claims one even on a login node without a GPU (the
+    jobs run on GPU nodes), 'auto' only where torch sees one, so ``--resources gpu=1`` keeps two
+    GPU jobs off one card and CPU-only runs stay parallel.
+    """
+    if device == "cpu":
+        return 0
+    if device == "cuda" or device.startswith("cuda:"):
+        return 1
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return int(torch.cuda.is_available())
+
+
 def resolve_device(device: str) -> str:
     """Turn the config's device ('auto', 'cpu', 'cuda') into one torch can use, or fail clearly."""
     import torch
