@@ -356,3 +356,15 @@ def test_module_entry_point_exit_code(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("anomalyhunt: error: unknown scoring")
+
+
+def test_gpu_slots_follow_the_device_setting() -> None:
+    import torch
+
+    from anomalyhunt.scores.base import gpu_slots
+
+    assert gpu_slots("cpu") == 0
+    assert (
+        gpu_slots("cuda") == 1 and gpu_slots("cuda:1") == 1
+    )  # claimed even where the DAG is built
+    assert gpu_slots("auto") == int(torch.cuda.is_available())
