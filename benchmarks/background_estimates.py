@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 CANDIDATES = {
     "fit (dijet4 on the post-cut sidebands)": {"background": "fit"},
-    "ratio (uncut x efficiency, F-test of orders 1-3)": {"background": "ratio"},
+    "ratio (uncut x efficiency, F-test of the configured orders)": {"background": "ratio"},
     "ratio, log-linear efficiency only": {"background": "ratio", "ratio_functions": ("ratio2",)},
 }
 
@@ -56,7 +56,11 @@ def main() -> None:
         window = Window.from_dict(w)
         for name, change in CANDIDATES.items():
             opts = bh.HuntOptions.from_config(
-                {**config["bumphunt"], **change, "spurious": {"enabled": False}}
+                {
+                    **config["bumphunt"],
+                    **change,
+                    "spurious": {**config["bumphunt"]["spurious"], "enabled": False},
+                }
             )
             for cut in bh.hunt(
                 scores, window, args.efficiencies, config["bumphunt"]["bin_width"], opts

@@ -84,23 +84,23 @@ class HuntOptions:
 
     @classmethod
     def from_config(cls, bh: dict[str, Any]) -> HuntOptions:
-        """Options from a validated ``bumphunt`` config section (defaults already filled)."""
-        sig, spur = bh.get("signal", {}), bh.get("spurious", {})
-        d = cls()
+        """Options from a validated ``bumphunt`` config section: the schema filled every default,
+        so a missing key is a bug, not a place for a second default."""
+        sig, spur = bh["signal"], bh["spurious"]
         return cls(
-            functions=tuple(bh.get("functions", d.functions)),
-            selection=bh.get("selection", d.selection),
-            selection_threshold=float(bh.get("selection_threshold", d.selection_threshold)),
-            sr_bins=int(bh.get("sr_bins", d.sr_bins)),
-            resolution=float(sig.get("resolution", d.resolution)),
-            template=sig.get("template", d.template),
-            spurious=bool(spur.get("enabled", d.spurious)),
-            spurious_threshold=float(spur.get("threshold", d.spurious_threshold)),
-            spurious_truth=spur.get("truth_function", d.spurious_truth),
-            luminosity_fb=float(bh.get("luminosity_fb", d.luminosity_fb)),
-            background=bh.get("background", d.background),
-            ratio_functions=tuple(bh.get("ratio_functions", d.ratio_functions)),
-            choice_uncertainty=bool(bh.get("choice_uncertainty", d.choice_uncertainty)),
+            functions=tuple(bh["functions"]),
+            selection=bh["selection"],
+            selection_threshold=float(bh["selection_threshold"]),
+            sr_bins=int(bh["sr_bins"]),
+            resolution=float(sig["resolution"]),
+            template=sig["template"],
+            spurious=bool(spur["enabled"]),
+            spurious_threshold=float(spur["threshold"]),
+            spurious_truth=spur["truth_function"],
+            luminosity_fb=float(bh["luminosity_fb"]),
+            background=bh["background"],
+            ratio_functions=tuple(bh["ratio_functions"]),
+            choice_uncertainty=bool(bh["choice_uncertainty"]),
         )
 
 
