@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from anomalyhunt import summary
+from anomalyhunt import summary, summary_markdown
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.stats import bumphunter
 from anomalyhunt.stats.bumphunter import assemble_histograms, bump_hunt, global_bumphunter
@@ -101,7 +101,7 @@ def test_summary_records_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bumphunter, "global_bumphunter", broken)
     out = summary.global_significance(fits, table, n_toys=0, seed=1, n_jobs=1, bumphunter_pe=50)
     assert out["bumphunter"] == {"status": "failed: RuntimeError: no luck today"}
-    assert "failed" in summary._bumphunter_line(out["bumphunter"])
+    assert "failed" in summary_markdown._bumphunter_line(out["bumphunter"])
 
 
 def test_summary_survives_misaligned_bins(tmp_path) -> None:
@@ -131,7 +131,7 @@ def test_summary_line_when_it_works(tmp_path) -> None:
     out = summary.global_significance(fits, table, n_toys=0, seed=1, n_jobs=1, bumphunter_pe=50)
     bh = out["bumphunter"]
     assert bh["status"] == "ok" and bh["n_pe"] == 50
-    line = summary._bumphunter_line(bh)
+    line = summary_markdown._bumphunter_line(bh)
     assert line.startswith("- BumpHunter cross-check (50 pseudo-experiments") and "Z_local" in line
     assert summary.global_significance(fits, table, n_toys=0, seed=1, n_jobs=1, bumphunter_pe=0)[
         "bumphunter"
