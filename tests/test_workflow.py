@@ -12,20 +12,8 @@ import yaml
 
 from tests.conftest import REPO
 
-TINY = {
-    "run": "tiny",
-    "seed": 3,
-    "data": {"toy": {"n_background": 60_000, "n_signal": 3_000}},
-    "regions": {
-        "scan": {"min": 2.5, "max": 4.5},
-        "n_inject": 600,
-        "folds": 3,
-        "min_events": {"sr": 50, "sb": 100},
-    },
-    "scores": {"cwola": {"ensemble": 1, "hgb": {"max_iter": 60}}},
-    "bumphunt": {"efficiencies": [1.0, 0.1]},
-    "summary": {"toys": 200},
-}
+#: The tiny search of the Snakemake catalog's convention (.test/config/config.yaml).
+TINY = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
 
 
 def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
