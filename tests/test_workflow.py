@@ -140,3 +140,5 @@ def test_report_collects_the_plots(tiny_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (tiny_run / "report.html").read_text(errors="replace")
     assert "Bump hunt per window" in html and "Summary" in html
+    assert "local_z.csv" in html  # the table of every test
+    assert "anomalyhunt search" in html and ">tiny</tt>" in html  # the front page names the run

@@ -5,7 +5,11 @@ rule summary:
     output:
         json=f"{RUN}/summary.json",
         md=f"{RUN}/summary.md",
-        csv=f"{RUN}/local_z.csv",
+        csv=report(
+            f"{RUN}/local_z.csv",
+            caption="../report/local_z_table.rst",
+            category="Summary",
+        ),
         scan=report(
             f"{RUN}/plots/local_z.png",
             caption="../report/local_z.rst",
