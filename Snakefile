@@ -11,9 +11,6 @@ min_version("9.27")
 configfile: "config/config.yaml"
 
 
-report: "workflow/report/workflow.rst"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/regions.smk"
@@ -23,6 +20,9 @@ include: "workflow/rules/summary.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/sensitivity.smk"
+
+
+report: report_front_page()
 
 
 rule all:

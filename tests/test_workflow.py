@@ -141,4 +141,10 @@ def test_report_collects_the_plots(tiny_run):
     html = (tiny_run / "report.html").read_text(errors="replace")
     assert "Bump hunt per window" in html and "Summary" in html
     assert "local_z.csv" in html  # the table of every test
-    assert "anomalyhunt search" in html and ">tiny</tt>" in html  # the front page names the run
+    # the front page is the result: the run, the largest excess and its global significance
+    summary = json.loads((tiny_run / "results" / "tiny" / "summary.json").read_text())
+    best, toys = summary["best"], summary["global"]["toys"]
+    assert "anomalyhunt search" in html and ">tiny</tt>" in html
+    assert f"SR {best['sr_lo']:.2f}-{best['sr_hi']:.2f} TeV" in html
+    assert f"Z_local = {best['z']:.2f}" in html
+    assert f"Z_global {'&gt;' if toys['is_upper_bound'] else '='} {toys['z_global']:.2f}" in html

@@ -22,7 +22,7 @@ from anomalyhunt import config as cfgmod
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import atomic_path, read_json, write_csv, write_json
 from anomalyhunt.stats import bumphunter, trials
-from anomalyhunt.summary_markdown import write_markdown
+from anomalyhunt.summary_markdown import write_markdown, write_report_front
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--windows", required=True)
     p.add_argument("--fits", nargs="+", required=True, help="fit.json of every window and method")
     p.add_argument(
-        "--out-dir", required=True, help="writes summary.json, summary.md, local_z.csv, plots/"
+        "--out-dir",
+        required=True,
+        help="writes summary.json, summary.md, report.rst, local_z.csv, plots/",
     )
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes for the toys")
     args = p.parse_args(argv)
@@ -351,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_csv(table, out / "local_z.csv")
     write_json(summary, out / "summary.json")
     write_markdown(summary, table, out / "summary.md")
+    write_report_front(summary, out / "report.rst")
     from anomalyhunt import plots
 
     plots.local_z_scan(table, out / "plots" / "local_z.png")

@@ -6,6 +6,7 @@ Only formatting lives here; every number comes from :mod:`anomalyhunt.summary`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -188,8 +189,10 @@ def _toy_z_text(best: dict[str, Any], g: dict[str, Any]) -> str:
     return ""
 
 
-def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> None:
-    lines = [f"# anomalyhunt search `{summary['run']}`", ""]
+def headline_lines(summary: dict[str, Any]) -> list[str]:
+    """The result in a few bullet lines (Markdown): data, the largest excess, global significance
+    three ways, the limit, warnings. summary.md and the report's front page both open with them."""
+    lines = []
     lines.append(
         f"- data: {summary['data_source']}, {summary['n_events']:,} events, "
         f"{summary['n_injected']} signal events injected"
@@ -256,6 +259,11 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
             f"results/{summary['run']}/windows/ are left from an earlier scan and are not part "
             "of this search (each holds a STALE.md saying so); delete them or ignore them"
         )
+    return lines
+
+
+def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> None:
+    lines = [f"# anomalyhunt search `{summary['run']}`", "", *headline_lines(summary)]
     lines += _statistics_lines(summary, table)
     lines += ["", "## Local significance (Z) per window and cut", ""]
     ok = table[table["status"] == "ok"]
@@ -284,3 +292,23 @@ def write_markdown(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> 
         ]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+#: How to read the report, below the headline on its front page.
+REPORT_GUIDE = """\
+How to read this report: **Summary** holds the table of every test (``local_z.csv``: one row per
+method, window and cut, with the background prediction, the local Z and its toy p-value) and the
+scans of the local Z, p0 and limits against the signal-region centre; summary.md beside it has
+the same headline and the tables of limits, background choices and warnings. **Bump hunt per
+window** shows each window's sideband fits at every cut and its score distributions;
+**Evaluation** the ROC/SIC curves and the sculpting of mjj where truth labels exist.
+"""
+
+
+def write_report_front(summary: dict[str, Any], path: Path) -> None:
+    """The front page of ``snakemake --report``: the headline in reStructuredText."""
+    title = f"anomalyhunt search ``{summary['run']}``"
+    body = [re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", line) for line in headline_lines(summary)]
+    text = "\n".join([title, "", *body, "", REPORT_GUIDE])
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

@@ -49,6 +49,12 @@ os.environ.update(
 )
 
 
+def report_front_page() -> str:
+    """The report's front page: the run's headline once its summary exists, else the generic one."""
+    front = Path(RUN, "report.rst").resolve()
+    return str(front) if front.exists() else "workflow/report/workflow.rst"
+
+
 def events_file() -> str:
     """Events file for the features step; generated sources write it under this run."""
     source = config["data"]["source"]

@@ -5,6 +5,7 @@ rule summary:
     output:
         json=f"{RUN}/summary.json",
         md=f"{RUN}/summary.md",
+        front=f"{RUN}/report.rst",
         csv=report(
             f"{RUN}/local_z.csv",
             caption="../report/local_z_table.rst",
