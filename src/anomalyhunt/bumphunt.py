@@ -518,7 +518,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.plot_scores:
         from anomalyhunt import plots
 
-        plots.score_distributions(scores, args.plot_scores, f"{args.method}, window {window.id}")
+        marks = {
+            c["efficiency"]: float(np.median(list(c["thresholds"].values())))
+            for c in result["cuts"]
+            if c.get("thresholds")
+        }
+        plots.score_distributions(
+            scores,
+            args.plot_scores,
+            f"{args.method}, window {window.id} (SR {window.sr[0]:.2f}-{window.sr[1]:.2f} TeV)",
+            marks,
+        )
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ def window_fits(result: Mapping[str, Any], path: str | os.PathLike) -> None:
         gridspec_kw={"height_ratios": [3, 1]},
         squeeze=False,
     )
+    pulls = []
     for k, cut in enumerate(cuts):
         ax, rax = axes[0, k], axes[1, k]
         fit = cut["fit"]
@@ -61,25 +62,32 @@ def window_fits(result: Mapping[str, Any], path: str | os.PathLike) -> None:
         for a in (ax, rax):
             a.axvspan(*result["sr"], color="tab:orange", alpha=0.15, lw=0)
         ax.errorbar(centres, counts, yerr=np.sqrt(counts), fmt="o", ms=3, color="k", label="data")
+        shown = counts[counts > 0]
         if cut["valid"]:
             expected = np.asarray(fit["expected"])
-            ax.stairs(
-                expected, edges, baseline=None, color="tab:blue", lw=1.8, label="sideband fit"
-            )
+            ax.stairs(expected, edges, baseline=None, color="tab:blue", lw=1.8, label="background")
+            _signal_overlay(ax, cut, edges, expected)
             resid = (counts - expected) / np.sqrt(np.maximum(expected, 1e-9))
+            pulls.append(np.abs(resid))
             rax.bar(centres, resid, width=np.diff(edges), color="tab:gray")
-            title = f"keep {100 * cut['efficiency']:g}%: Z = {cut['z']:.2f}"
+            shown = np.concatenate([shown, expected[expected > 0]])
+            title = f"keep {100 * cut['efficiency']:g}%: local Z = {cut['z']:.2f}"
         else:
             title = f"keep {100 * cut['efficiency']:g}%: fit failed"
         ax.set_yscale("log")
         ax.set_title(title)
-        ax.set_ylim(bottom=0.5)
+        if shown.size:  # the data's own range, so no panel is mostly empty
+            ax.set_ylim(0.5 * max(shown.min(), 0.5), 3.0 * shown.max())
         rax.axhline(0, color="k", lw=0.8)
         rax.set_xlabel(r"$m_{jj}$ [TeV]")
         if k == 0:
             ax.set_ylabel(f"events / {edges[1] - edges[0]:.2f} TeV")
             rax.set_ylabel("pull")
             ax.legend(loc="upper right", fontsize=10)
+    # one pull scale for every cut, so the panels compare at a glance
+    top = max(3.0, 1.1 * max((float(p.max()) for p in pulls if p.size), default=3.0))
+    for rax in axes[1]:
+        rax.set_ylim(-top, top)
     fig.suptitle(
         f"{result['method']}, window {result['window']}: SR {result['sr'][0]:.2f}-"
         f"{result['sr'][1]:.2f} TeV",
@@ -237,8 +245,46 @@ def limit_scan(
     _save(fig, path)
 
 
-def score_distributions(scores: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
-    """Score shapes in SR and sidebands (and by truth where known): what the classifier learnt."""
+def _signal_overlay(
+    ax: plt.Axes, cut: Mapping[str, Any], edges: np.ndarray, expected: np.ndarray
+) -> None:
+    """Background plus the fitted signal (its shape over the SR bins times the best-fit yield)."""
+    model = cut.get("sr_model") or {}
+    shape, s_hat, sr_edges = model.get("signal_shape"), model.get("signal_hat"), model.get("edges")
+    if not shape or s_hat is None or not sr_edges or s_hat <= 0:
+        return
+    lo = np.asarray(sr_edges[:-1])
+    hi = np.asarray(sr_edges[1:])
+    widths = np.diff(edges)
+    total = expected.copy()
+    for frac, a, b in zip(shape, lo, hi, strict=True):
+        inside = (edges[:-1] >= a - 1e-9) & (edges[1:] <= b + 1e-9)
+        if inside.any():  # spread each SR bin's signal over its fit bins by width
+            total[inside] += s_hat * frac * widths[inside] / widths[inside].sum()
+    sr = (edges[:-1] >= lo[0] - 1e-9) & (edges[1:] <= hi[-1] + 1e-9)
+    idx = np.flatnonzero(sr)
+    ax.stairs(
+        total[idx],
+        edges[idx[0] : idx[-1] + 2],
+        baseline=None,
+        color="tab:red",
+        lw=1.4,
+        ls="--",
+        label="background + fitted signal",
+    )
+
+
+def score_distributions(
+    scores: pd.DataFrame,
+    path: str | os.PathLike,
+    title: str = "",
+    thresholds: Mapping[float, float] | None = None,
+) -> None:
+    """Score shapes in SR and sidebands (and by truth where known): what the classifier learnt.
+
+    ``thresholds`` (efficiency -> score) marks the cuts; folds have their own thresholds, so the
+    line is their median.
+    """
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     if scores.empty:
         ax.text(0.5, 0.5, "no scored events", ha="center", transform=ax.transAxes)
@@ -250,8 +296,20 @@ def score_distributions(scores: pd.DataFrame, path: str | os.PathLike, title: st
             groups["injected signal (truth)"] = scores["label"] == 1
         for name, sel in groups.items():
             ax.hist(s[sel.to_numpy()], bins=bins, histtype="step", density=True, lw=1.6, label=name)
+        for i, (eff, thr) in enumerate(sorted((thresholds or {}).items(), reverse=True)):
+            ax.axvline(thr, color="0.3", lw=1.0, ls=(0, (4, 2 + 2 * i)))
+            ax.annotate(
+                f"keep {100 * eff:g}%",
+                (thr, 0.98),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                va="top",
+                ha="right",
+                fontsize=8,
+                color="0.3",
+            )
         ax.set_yscale("log")
-        ax.legend(fontsize=10)
+        ax.legend(fontsize=10, loc="lower left")
     ax.set_xlabel("anomaly score")
     ax.set_ylabel("normalised")
     ax.set_title(title)
