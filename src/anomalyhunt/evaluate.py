@@ -301,9 +301,14 @@ def plot_roc_sic(curves: dict[str, Roc], path: str | os.PathLike, min_background
 
 
 def plot_sculpting(
-    tables: dict[str, pd.DataFrame], path: str | os.PathLike, keep: Sequence[float] = KEEP
+    tables: dict[str, pd.DataFrame],
+    path: str | os.PathLike,
+    keep: Sequence[float] = KEEP,
+    metrics: dict[str, dict[str, Any]] | None = None,
+    title: str = "",
 ) -> None:
-    """Normalised background mjj before and after each cut, one panel per score."""
+    """Normalised background mjj before and after each cut, one panel per score, each cut's
+    Jensen-Shannon divergence (and a random cut's, the statistical floor) in the legend."""
     from anomalyhunt.plots import _save, plt
 
     n = len(tables)
@@ -319,11 +324,23 @@ def plot_sculpting(
         edges = np.linspace(mjj.min(), mjj.max(), 21)
         ax.hist(mjj, edges, density=True, histtype="step", color="k", label="all")
         order = np.argsort(-s, kind="stable")
+        jsd = ((metrics or {}).get(name) or {}).get("sculpting", {})
         for f in keep:
             sel = mjj[order[: max(int(round(f * len(mjj))), 1)]]
-            ax.hist(sel, edges, density=True, histtype="step", label=f"top {100 * f:g}%")
-        ax.set(xlabel=r"$m_{jj}$ [TeV]", ylabel="normalised", title=name, yscale="log")
-        ax.legend(fontsize=10)
+            label = f"top {100 * f:g}%"
+            if str(float(f)) in jsd:
+                j = jsd[str(float(f))]
+                label += f": JSD {j['jsd']:.2g} (random {j['jsd_random']:.2g})"
+            ax.hist(sel, edges, density=True, histtype="step", label=label)
+        ax.set(
+            xlabel=r"$m_{jj}$ [TeV]",
+            ylabel="normalised background",
+            title=f"{name}, {mjj.min():.2f}-{mjj.max():.2f} TeV",
+            yscale="log",
+        )
+        ax.legend(fontsize=9)
+    if title:
+        fig.suptitle(title, y=1.0)
     _save(fig, path)
 
 
@@ -392,7 +409,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             log.info("no truth-labelled SR signal and background: the ROC/SIC figure says so")
         plot_roc_sic(curves, args.plot, args.min_background)
     if args.sculpt_plot:
-        plot_sculpting(tables, args.sculpt_plot)
+        window = Path(args.out).parent.parent.name  # .../windows/<window>/evaluation/metrics.json
+        title = f"mjj sculpting by the score cuts, window {window}" if window else ""
+        plot_sculpting(tables, args.sculpt_plot, metrics=metrics, title=title)
 
 
 if __name__ == "__main__":

@@ -205,9 +205,10 @@ def limit_scan(
     fig, axes = plt.subplots(
         len(methods),
         len(effs),
-        figsize=(4.4 * len(effs), 3.8 * len(methods)),
+        figsize=(5.6 * len(effs), 4.0 * len(methods)),
         squeeze=False,
         sharex=True,
+        gridspec_kw={"wspace": 0.55},
     )
     for r, method in enumerate(methods):
         for k, eff in enumerate(effs):
@@ -231,14 +232,11 @@ def limit_scan(
                 sec = ax.secondary_yaxis(
                     "right", functions=(lambda n: n / lumi, lambda x: x * lumi)
                 )
-                if k == len(effs) - 1:
-                    sec.set_ylabel(
-                        rf"$\sigma \times \epsilon \times A$ [fb] at {lumi:g} fb$^{{-1}}$"
-                    )
+                # every panel titles both its axes: events left, cross section right
+                sec.set_ylabel(rf"$\sigma \times \epsilon \times A$ [fb], {lumi:g} fb$^{{-1}}$")
             if r == len(methods) - 1:
                 ax.set_xlabel(r"SR centre $m_{jj}$ [TeV]")
-            if k == 0:
-                ax.set_ylabel("95% CL limit on signal events")
+            ax.set_ylabel("limit [signal events]")
             if r == 0 and k == 0:
                 ax.legend(fontsize=9, loc="upper right")
     fig.suptitle(r"95% CL$_s$ upper limits on the signal yield in the SR", y=1.0)
