@@ -1,6 +1,6 @@
 rule evaluate:
     input:
-        expand(f"{RUN}/windows/{{{{window}}}}/{{method}}/scores.parquet", method=METHODS),
+        expand(rules.scores.output[0], method=METHODS, allow_missing=True),
     output:
         metrics=f"{RUN}/windows/{{window}}/evaluation/metrics.json",
         curves=report(

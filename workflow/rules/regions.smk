@@ -1,6 +1,6 @@
 rule regions:
     input:
-        f"{RUN}/data/features.parquet",
+        rules.features.output[0],
     output:
         events=f"{RUN}/regions/events.parquet",
         windows=f"{RUN}/regions/windows.json",

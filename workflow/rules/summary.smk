@@ -1,7 +1,7 @@
 rule summary:
     input:
         windows=rules.regions.output.windows,
-        fits=expand(f"{RUN}/windows/{{window}}/{{method}}/fit.json", window=WINDOWS, method=METHODS),
+        fits=expand(rules.bumphunt.output.fit, window=WINDOWS, method=METHODS),
     output:
         json=f"{RUN}/summary.json",
         md=f"{RUN}/summary.md",
