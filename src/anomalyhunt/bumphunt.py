@@ -208,36 +208,6 @@ def signal_shape(
     return shape / shape.sum(), f"gaussian (sigma = {opts.resolution:g} x {centre:.3g} TeV)"
 
 
-def xsec_limits(
-    limit: dict[str, Any] | None, signal_eff: float | None, lumi_fb: float
-) -> dict[str, Any] | None:
-    """Yield limits as cross sections: sigma x eff x A = N / L, and sigma x A = N / (L eff).
-
-    A (preselection and SR containment) is never known without a signal model; the score-cut
-    efficiency eff only where truth labels exist.
-    """
-    if not limit or "observed" not in limit:
-        return None
-    band = [v / lumi_fb for v in limit["expected_band"]]
-    out: dict[str, Any] = {
-        "luminosity_fb": lumi_fb,
-        "signal_efficiency": signal_eff,
-        "sigma_eff_acc_fb": {
-            "observed": limit["observed"] / lumi_fb,
-            "expected": limit["expected"] / lumi_fb,
-            "expected_band": band,
-        },
-        "sigma_acc_fb": None,
-    }
-    if signal_eff:
-        out["sigma_acc_fb"] = {
-            "observed": limit["observed"] / (lumi_fb * signal_eff),
-            "expected": limit["expected"] / (lumi_fb * signal_eff),
-            "expected_band": [v / signal_eff for v in band],
-        }
-    return out
-
-
 def hunt_cut(
     scores: pd.DataFrame,
     window: Window,
@@ -250,7 +220,7 @@ def hunt_cut(
     """The whole bump hunt at one cut: histogram, sideband fit, pyhf discovery test and limit.
 
     ``spurious_truth`` (expected background shape over the window's bins, any normalisation, and
-    the function that made it; see :func:`spurious_truth_shape`) runs the spurious-signal test of
+    the function that made it; see :func:`stats.spurious.truth_shape`) runs the spurious-signal test of
     the chosen function when the options enable it. ``uncut`` (the window's histogram before any
     cut) selects the ratio background (``bumphunt.background: ratio``) for cuts that keep less
     than everything.
@@ -319,7 +289,7 @@ def hunt_cut(
             "message": "not run: the ratio background takes its shape from the uncut spectrum",
         }
     elif opts.spurious and spurious_truth is not None:
-        out["spurious"] = spurious_check(
+        out["spurious"] = spurious.check_cut(
             edges, counts, window, spurious_truth, out["function"], opts, record["n_free"]
         )
     try:
@@ -381,65 +351,8 @@ def hunt_cut(
     except Exception as exc:
         log.warning("window %s, efficiency %g: upper limit failed: %s", window.id, efficiency, exc)
         out["limit"] = {"error": str(exc)}
-    out["xsec_limit"] = xsec_limits(out["limit"], signal_eff, opts.luminosity_fb)
+    out["xsec_limit"] = significance.xsec_limits(out["limit"], signal_eff, opts.luminosity_fb)
     return out
-
-
-def spurious_truth_shape(
-    scores: pd.DataFrame, window: Window, edges: np.ndarray, opts: HuntOptions
-) -> tuple[np.ndarray, str] | None:
-    """Smooth background truth of the window: ``opts.spurious_truth`` fitted to the uncut sidebands.
-
-    The uncut spectrum has the most events, so its fit is the best-known smooth shape. A truth
-    function that fails (dijet5 on a steep, sparse high-mass spectrum) falls back to the most
-    flexible nested function that fits; the returned name says which. None when all fail (the
-    test is then reported as not run).
-    """
-    counts, _ = np.histogram(scores["mjj"].to_numpy(), bins=edges)
-    _, fit_mask = functions.bin_masks(edges, *window.sr)
-    fit = select.fit_with_fallback(opts.spurious_truth, edges, counts.astype(float), fit_mask)
-    if fit is None:
-        return None
-    if fit.function != opts.spurious_truth:
-        log.info(
-            "window %s: spurious-signal truth %s failed; using %s",
-            window.id,
-            opts.spurious_truth,
-            fit.function,
-        )
-    return fit.expected, fit.function
-
-
-def spurious_check(
-    edges: np.ndarray,
-    counts: np.ndarray,
-    window: Window,
-    truth: tuple[np.ndarray, str],
-    function: str,
-    opts: HuntOptions,
-    n_free: int | None = None,
-) -> dict[str, Any]:
-    """Spurious-signal test of ``function`` at this cut's statistics (truth scaled to its sidebands).
-
-    ``n_free``: the nominal fit's free parameters, so the test judges the model actually used.
-    """
-    truth_shape, truth_function = truth
-    _, fit_mask = functions.bin_masks(edges, *window.sr)
-    norm = truth_shape[fit_mask].sum()
-    if not norm > 0 or counts[fit_mask].sum() <= 0:
-        return {"flag": None, "ratio": None, "message": "no sideband events"}
-    truth = truth_shape * counts[fit_mask].sum() / norm
-    res = spurious.spurious_signal(
-        edges,
-        truth,
-        window.sr,
-        function=function,
-        resolution=opts.resolution,
-        threshold=opts.spurious_threshold,
-        max_free=n_free,
-    )
-    res["truth_function"] = truth_function
-    return res
 
 
 def hunt(
@@ -453,7 +366,11 @@ def hunt(
     edges = bin_edges(window, bin_width)
     if opts.sr_bins > 1:
         sr_groups(edges, window.sr, opts.sr_bins)  # a bad sr_bins is a config error: fail early
-    truth = spurious_truth_shape(scores, window, edges, opts) if opts.spurious else None
+    truth = (
+        spurious.truth_shape(scores["mjj"].to_numpy(), edges, window.sr, opts.spurious_truth)
+        if opts.spurious
+        else None
+    )
     uncut = np.histogram(scores["mjj"].to_numpy(), bins=edges)[0].astype(float)
     results = []
     for eff in efficiencies:
@@ -511,24 +428,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             HuntOptions.from_config(config["bumphunt"]),
         )
     write_json(result, args.out)
-    if args.plot:
-        from anomalyhunt import plots
+    from anomalyhunt import plots
 
+    if args.plot:
         plots.window_fits(result, args.plot)
     if args.plot_scores:
-        from anomalyhunt import plots
-
-        marks = {
-            c["efficiency"]: float(np.median(list(c["thresholds"].values())))
-            for c in result["cuts"]
-            if c.get("thresholds")
-        }
-        plots.score_distributions(
-            scores,
-            args.plot_scores,
-            f"{args.method}, window {window.id} (SR {window.sr[0]:.2f}-{window.sr[1]:.2f} TeV)",
-            marks,
-        )
+        title = f"{args.method}, window {window.id} (SR {window.sr[0]:.2f}-{window.sr[1]:.2f} TeV)"
+        plots.score_distributions(scores, args.plot_scores, title, plots.cut_marks(result["cuts"]))
 
 
 if __name__ == "__main__":

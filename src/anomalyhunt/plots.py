@@ -272,6 +272,15 @@ def _signal_overlay(
     )
 
 
+def cut_marks(cuts: list[Mapping[str, Any]]) -> dict[float, float]:
+    """Efficiency -> score threshold of each cut (the median over folds), for score plots."""
+    return {
+        c["efficiency"]: float(np.median(list(c["thresholds"].values())))
+        for c in cuts
+        if c.get("thresholds")
+    }
+
+
 def score_distributions(
     scores: pd.DataFrame,
     path: str | os.PathLike,

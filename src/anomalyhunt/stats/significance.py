@@ -378,3 +378,33 @@ def fit_signal_multi(
     hess = np.einsum("tg,tpg,tqg->tpq", n / lam**2, design, design) + np.diag(pen.astype(float))
     cov = np.linalg.inv(hess + 1e-12 * np.eye(n_var + 1))
     return x[:, 0], np.sqrt(np.maximum(cov[:, 0, 0], 0.0))
+
+
+def xsec_limits(
+    limit: dict[str, Any] | None, signal_eff: float | None, lumi_fb: float
+) -> dict[str, Any] | None:
+    """Yield limits as cross sections: sigma x eff x A = N / L, and sigma x A = N / (L eff).
+
+    A (preselection and SR containment) is never known without a signal model; the score-cut
+    efficiency eff only where truth labels exist.
+    """
+    if not limit or "observed" not in limit:
+        return None
+    band = [v / lumi_fb for v in limit["expected_band"]]
+    out: dict[str, Any] = {
+        "luminosity_fb": lumi_fb,
+        "signal_efficiency": signal_eff,
+        "sigma_eff_acc_fb": {
+            "observed": limit["observed"] / lumi_fb,
+            "expected": limit["expected"] / lumi_fb,
+            "expected_band": band,
+        },
+        "sigma_acc_fb": None,
+    }
+    if signal_eff:
+        out["sigma_acc_fb"] = {
+            "observed": limit["observed"] / (lumi_fb * signal_eff),
+            "expected": limit["expected"] / (lumi_fb * signal_eff),
+            "expected_band": [v / signal_eff for v in band],
+        }
+    return out
