@@ -2,7 +2,7 @@
 
 Pseudo-experiments need ~1e5 fits, far too many for Migrad, so :func:`fit_batch` runs a damped
 Newton minimisation of the same Poisson likelihood as :func:`stats.fit.fit_function`, in the same
-whitened coordinates (:class:`stats.fit._Basis`, built around the nominal fit), for all toys
+whitened coordinates (:class:`stats.basis.Basis`, built around the nominal fit), for all toys
 together, with the same failure rules (run-away, ``LOG_P0_MAX``) and the same step-down. Tested
 to agree with Migrad toy by toy.
 """
@@ -15,7 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.stats.fit import _U_MAX, LOG_P0_MAX, MIN_FIT_BINS, _Basis, _deviance_parts
+from anomalyhunt.stats.basis import Basis, deviance_parts
+from anomalyhunt.stats.fit import _U_MAX, LOG_P0_MAX, MIN_FIT_BINS
 from anomalyhunt.stats.functions import (
     EXP_MAX,
     SQRT_S,
@@ -56,7 +57,7 @@ def _project_theta(
 
 
 def _newton_batch(
-    basis: _Basis, rows: np.ndarray, n_sb: np.ndarray, max_iter: int = 60, edm_tol: float = 1e-10
+    basis: Basis, rows: np.ndarray, n_sb: np.ndarray, max_iter: int = 60, edm_tol: float = 1e-10
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Damped Newton minimisation of the sideband NLL for many toys at once.
 
@@ -76,7 +77,7 @@ def _newton_batch(
         g = g_ref[None] + (u @ b_flat.T).reshape(-1, s, q)
         t = w[None] * np.exp(np.minimum(g, EXP_MAX))
         mu = t.sum(axis=-1)
-        return t, mu, _deviance_parts(n, mu).sum(axis=-1)
+        return t, mu, deviance_parts(n, mu).sum(axis=-1)
 
     u = np.zeros((n_toys, k))
     converged = np.zeros(n_toys, bool)
@@ -196,7 +197,7 @@ def fit_batch(
         eligible = todo[(n_nonempty[todo] >= k) | (k == k_min)]
         if eligible.size == 0:
             continue
-        basis = _Basis(quad, rows, _project_theta(theta_start, edges, fit_mask, k, function), k)
+        basis = Basis(quad, rows, _project_theta(theta_start, edges, fit_mask, k, function), k)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             u, hinv, conv = _newton_batch(basis, rows, n_sb[eligible])
             t_sr = basis.terms(u, sr_rows)  # (T, S_sr, Q)

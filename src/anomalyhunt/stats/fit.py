@@ -3,7 +3,7 @@
 Every member of ``stats.functions`` is log-linear in theta, and over a ~2 TeV window its terms are
 nearly collinear, so both fitters work in whitened coordinates ``u`` in which the Fisher
 information at the starting point is the identity (a QR decomposition of the weighted Jacobian,
-:class:`_Basis`). That makes Migrad (:func:`fit_function`) and the damped Newton fit of many
+:class:`Basis`). That makes Migrad (:func:`fit_function`) and the damped Newton fit of many
 pseudo-experiments at once (:func:`stats.batch.fit_batch`) equally well behaved for 500k events
 and for 10.
 
@@ -26,8 +26,8 @@ from iminuit import Minuit
 from scipy import special, stats
 
 from anomalyhunt.errors import AnomalyHuntError
+from anomalyhunt.stats.basis import Basis, deviance_parts
 from anomalyhunt.stats.functions import (
-    EXP_MAX,
     SQRT_S,
     BackgroundFunction,
     Quadrature,
@@ -72,70 +72,6 @@ def max_free_parameters(
     return min(by_events, int((n > 0).sum()) // MIN_BINS_PER_PARAMETER)
 
 
-class _Basis:
-    """Whitened coordinates of a fit with the first ``k`` parameters free: p = p_ref + R u.
-
-    p = (theta[:k], [signal yield]); the other thetas stay at zero. R is the inverse of the R
-    factor of the QR decomposition of d mu / d p / sqrt(mu) over the fitted bins at p_ref, so the
-    Fisher information at the start is the identity. ln f at the quadrature nodes of every bin is
-    ``g_ref + B @ u``.
-    """
-
-    def __init__(
-        self,
-        quad: Quadrature,
-        rows: np.ndarray,
-        theta_ref: np.ndarray,
-        k: int,
-        template: np.ndarray | None = None,
-    ):
-        self.k = k
-        self.theta_ref = np.asarray(theta_ref, dtype=float).copy()
-        self.theta_ref[k:] = 0.0
-        mu0, jac0 = quad.mu_and_jac(self.theta_ref)
-        mu0, jac0 = mu0[rows], jac0[rows, :k]
-        if template is not None:
-            jac0 = np.concatenate([jac0, template[rows, None]], axis=1)
-        weight = np.maximum(mu0, 1e-3 * max(mu0.mean(), 1e-300))
-        _, r = np.linalg.qr(jac0 / np.sqrt(weight)[:, None])
-        diag = np.diag(r)
-        r = r * np.sign(np.where(diag == 0, 1.0, diag))[:, None]  # deterministic signs
-        self.rinv = np.linalg.solve(r, np.eye(r.shape[0]))
-        self.weights = quad.weights
-        self.g_ref = quad.phi @ self.theta_ref + quad.offset  # (n_bins, Q)
-        self.B = quad.phi[..., :k] @ self.rinv[:k]  # (n_bins, Q, m)
-        self.signal_row = self.rinv[k] if template is not None else None
-
-    def theta(self, u: np.ndarray) -> np.ndarray:
-        out = self.theta_ref.copy()
-        out[: self.k] += self.rinv[: self.k] @ u
-        return out
-
-    def cov_theta(self, cov_u: np.ndarray) -> np.ndarray:
-        n = self.theta_ref.size
-        out = np.zeros((n, n))
-        r = self.rinv[: self.k]
-        out[: self.k, : self.k] = r @ cov_u @ r.T
-        return out
-
-    def terms(self, u: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-        """Quadrature terms w e^g for coordinates u (..., m): shape (..., n_rows, Q)."""
-        g = self.g_ref[rows] + np.einsum("bqm,...m->...bq", self.B[rows], u)
-        return self.weights[rows] * np.exp(np.minimum(g, EXP_MAX))
-
-    def background(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Expected background per bin and its derivative d mu / d u, (n_bins,), (n_bins, m)."""
-        t = self.terms(u)
-        return t.sum(axis=-1), np.einsum("bq,bqm->bm", t, self.B)
-
-
-def _deviance_parts(n: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """mu - n + n ln(n/mu) per bin: half the Poisson deviance, 0 at mu = n."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_term = np.where(n > 0, n * np.log(np.where(n > 0, n, 1.0) / mu), 0.0)
-    return mu - n + log_term
-
-
 @dataclass
 class FunctionFit:
     """A binned Poisson fit of one family member (optionally + a fixed-shape signal).
@@ -165,7 +101,7 @@ class FunctionFit:
     sigma_signal: float | None = None
     log_offset: np.ndarray | None = None
     theta: np.ndarray | None = field(default=None, repr=False, compare=False)
-    _basis: _Basis | None = field(default=None, repr=False, compare=False)
+    _basis: Basis | None = field(default=None, repr=False, compare=False)
     _u: np.ndarray | None = field(default=None, repr=False, compare=False)
     _cov_u: np.ndarray | None = field(default=None, repr=False, compare=False)
 
@@ -300,7 +236,7 @@ def minimize(
 
 
 def _migrad_fit(
-    basis: _Basis, rows: np.ndarray, n: np.ndarray, template: np.ndarray | None
+    basis: Basis, rows: np.ndarray, n: np.ndarray, template: np.ndarray | None
 ) -> tuple[np.ndarray | None, np.ndarray | None, str]:
     """Minimise the Poisson NLL over the fitted bins in the basis' coordinates; (u, cov_u, problem)."""
     t_sig = template[rows] if template is not None else None
@@ -318,7 +254,7 @@ def _migrad_fit(
             mu, _ = model(u)
             if np.any(mu[n > 0] <= 0) or np.any(mu < 0):
                 return 1e300
-            value = float(_deviance_parts(n, mu).sum())
+            value = float(deviance_parts(n, mu).sum())
         return value if math.isfinite(value) else 1e300
 
     def grad(u: np.ndarray) -> np.ndarray:
@@ -393,7 +329,7 @@ def fit_function(
                 problems.append(f"{label}start {i}: not {n_par} finite values")
                 continue
             try:
-                basis = _Basis(quad, rows, theta0, k, template)
+                basis = Basis(quad, rows, theta0, k, template)
                 u, cov_u, problem = _migrad_fit(basis, rows, n, template)
             except (FloatingPointError, np.linalg.LinAlgError, ValueError) as exc:
                 u, cov_u, problem = None, None, f"numerical failure ({exc})"
@@ -428,7 +364,7 @@ def _result(
     counts,
     fit_mask,
     log_offset,
-    basis: _Basis,
+    basis: Basis,
     u: np.ndarray,
     cov_u: np.ndarray,
     template,
@@ -446,7 +382,7 @@ def _result(
     signal = float(basis.signal_row @ u) if template is not None else None
     mu = mu_b + (signal * template if template is not None else 0.0)
     n, m = counts[fit_mask], mu[fit_mask]
-    chi2 = float(2.0 * _deviance_parts(n, m).sum())
+    chi2 = float(2.0 * deviance_parts(n, m).sum())
     with np.errstate(divide="ignore", invalid="ignore"):
         m2lnl = float(2.0 * (m - special.xlogy(n, m) + special.gammaln(n + 1)).sum())
     ndf = int(fit_mask.sum()) - k - (template is not None)
