@@ -25,7 +25,10 @@ from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.regions import SIDEBAND
 from anomalyhunt.scores.base import Scorer, WindowData, register
-from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
+from anomalyhunt.scores.torchio import (
+    load_network,
+    save_network,
+)
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -162,33 +165,16 @@ class _SidebandAutoencoder(Scorer):
 
     def save(self, path: str | os.PathLike) -> None:
         """One torch file of plain tensors and numbers (loads with ``weights_only=True``)."""
-        if self.net is None:
-            raise RuntimeError(f"{type(self).__name__}: nothing to save before fit()")
-        payload = {
-            "format": self.FORMAT,
-            "params": self.get_params(),
-            "seed": self.seed,
-            "n_features": int(self.net.mean.numel()),
-            "best_epoch": -1 if self.best_epoch is None else int(self.best_epoch),
-            "state_dict": state_dict_cpu(self.net),
-        }
-        save_payload(payload, path)
+        save_network(self, path)
 
     @classmethod
     def load(
         cls, path: str | os.PathLike, *, device: str = "cpu", threads: int = 1
     ) -> _SidebandAutoencoder:
-        import torch
+        def build(model: _SidebandAutoencoder, n_features: int) -> Any:
+            return _build(cls.kind, n_features, model.hidden, model.latent)
 
-        payload = load_payload(path, cls.FORMAT, f"'{cls.name}' model", device)
-        model = cls.from_config(
-            payload["params"], seed=payload["seed"], device=device, threads=threads
-        )
-        model.net = _build(cls.kind, payload["n_features"], model.hidden, model.latent)
-        model.net.load_state_dict(payload["state_dict"])
-        model.net.to(torch.device(device)).eval()
-        model.best_epoch = None if payload["best_epoch"] < 0 else payload["best_epoch"]
-        return model
+        return load_network(cls, path, build, f"'{cls.name}' model", device, threads)
 
 
 @register

@@ -26,7 +26,10 @@ import numpy as np
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import atomic_path
 from anomalyhunt.scores.base import Configurable
-from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
+from anomalyhunt.scores.torchio import (
+    load_network,
+    save_network,
+)
 
 log = logging.getLogger(__name__)
 
@@ -244,33 +247,16 @@ class MLPClassifier(BinaryClassifier):
         )
 
     def save(self, path: str | os.PathLike) -> None:
-        if self.net is None:
-            raise RuntimeError("MLPClassifier: nothing to save before fit()")
-        payload = {
-            "format": self.FORMAT,
-            "params": self.get_params(),
-            "seed": self.seed,
-            "n_features": int(self.net.mean.numel()),
-            "best_epoch": -1 if self.best_epoch is None else int(self.best_epoch),
-            "state_dict": state_dict_cpu(self.net),
-        }
-        save_payload(payload, path)
+        save_network(self, path)
 
     @classmethod
     def load(
         cls, path: str | os.PathLike, *, device: str = "cpu", threads: int = 1
     ) -> MLPClassifier:
-        import torch
+        def build(model: MLPClassifier, n_features: int) -> Any:
+            return _build_mlp(n_features, model.hidden)
 
-        payload = load_payload(path, cls.FORMAT, "MLP model", device)
-        model = cls.from_config(
-            payload["params"], seed=payload["seed"], device=device, threads=threads
-        )
-        model.net = _build_mlp(payload["n_features"], model.hidden)
-        model.net.load_state_dict(payload["state_dict"])
-        model.net.to(torch.device(device)).eval()
-        model.best_epoch = None if payload["best_epoch"] < 0 else payload["best_epoch"]
-        return model
+        return load_network(cls, path, build, "MLP model", device, threads)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ model file can never run code; the ``format`` tag makes loading the wrong kind o
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from anomalyhunt.errors import AnomalyHuntError
@@ -38,3 +39,39 @@ def load_payload(
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         raise AnomalyHuntError(f"{path}: not an anomalyhunt {what}")
     return payload
+
+
+def save_network(model: Any, path: str | os.PathLike) -> None:
+    """Save a fitted one-network model (``net`` with a standardisation ``mean``, ``best_epoch``,
+    ``seed``, ``get_params()``, a ``FORMAT`` tag): the MLP classifier and the autoencoders."""
+    if model.net is None:
+        raise RuntimeError(f"{type(model).__name__}: nothing to save before fit()")
+    payload = {
+        "format": model.FORMAT,
+        "params": model.get_params(),
+        "seed": model.seed,
+        "n_features": int(model.net.mean.numel()),
+        "best_epoch": -1 if model.best_epoch is None else int(model.best_epoch),
+        "state_dict": state_dict_cpu(model.net),
+    }
+    save_payload(payload, path)
+
+
+def load_network(
+    cls: Any,
+    path: str | os.PathLike,
+    build: Callable[[Any, int], Any],
+    what: str,
+    device: str = "cpu",
+    threads: int = 1,
+) -> Any:
+    """Inverse of :func:`save_network`: ``build(model, n_features)`` makes the empty network."""
+    import torch
+
+    payload = load_payload(path, cls.FORMAT, what, device)
+    model = cls.from_config(payload["params"], seed=payload["seed"], device=device, threads=threads)
+    model.net = build(model, payload["n_features"])
+    model.net.load_state_dict(payload["state_dict"])
+    model.net.to(torch.device(device)).eval()
+    model.best_epoch = None if payload["best_epoch"] < 0 else payload["best_epoch"]
+    return model
