@@ -139,7 +139,8 @@ def test_report_collects_the_plots(tiny_run):
     proc = snakemake(tiny_run, "--report", str(tiny_run / "report.html"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = (tiny_run / "report.html").read_text(errors="replace")
-    assert "Bump hunt per window" in html and "Summary" in html
+    assert "1. Summary" in html and "2. Bump hunt per window" in html  # Summary first
+    assert "SR " in html and "TeV (w" in html  # windows labelled by mass
     assert "local_z.csv" in html  # the table of every test
     # the front page is the result: the run, the largest excess and its global significance
     summary = json.loads((tiny_run / "results" / "tiny" / "summary.json").read_text())

@@ -7,16 +7,16 @@ rule bumphunt:
         plot=report(
             f"{RUN}/windows/{{window}}/{{method}}/fits.png",
             caption="../report/fits.rst",
-            category="Bump hunt per window",
+            category="2. Bump hunt per window",
             subcategory="{method}",
-            labels={"window": "{window}", "figure": "fits"},
+            labels=window_labels("sideband fits at every cut"),
         ),
         scores_plot=report(
             f"{RUN}/windows/{{window}}/{{method}}/scores.png",
             caption="../report/scores.rst",
-            category="Anomaly scores",
+            category="3. Anomaly scores",
             subcategory="{method}",
-            labels={"window": "{window}", "figure": "score distributions"},
+            labels=window_labels("score distributions and cuts"),
         ),
     params:
         config=CONFIG,

@@ -29,6 +29,15 @@ RUN = f"results/{config['run']}"
 LOGS = f"{RUN}/logs"
 BENCH = f"{RUN}/benchmarks"
 WINDOWS = ah_regions.window_ids(config["regions"])
+# report rows say where a window is in mass, not only its id
+WINDOW_SR = {
+    w.id: f"SR {w.sr[0]:.2f}-{w.sr[1]:.2f} TeV ({w.id})" for w in ah_regions.windows(config["regions"])
+}
+
+
+def window_labels(figure: str):
+    """Report labels of a per-window figure: its window as a mass range, and what it shows."""
+    return lambda wildcards: {"window": WINDOW_SR[wildcards.window], "figure": figure}
 METHODS = config["scores"]["methods"]
 
 # Every command reads the whole resolved config from one file, written only when it changes so

@@ -6,14 +6,14 @@ rule evaluate:
         curves=report(
             f"{RUN}/windows/{{window}}/evaluation/roc_sic.png",
             caption="../report/evaluation.rst",
-            category="Evaluation against truth",
-            labels={"window": "{window}", "figure": "SIC and rejection"},
+            category="4. Evaluation against truth",
+            labels=window_labels("SIC and rejection"),
         ),
         sculpting=report(
             f"{RUN}/windows/{{window}}/evaluation/sculpting.png",
             caption="../report/sculpting.rst",
-            category="Evaluation against truth",
-            labels={"window": "{window}", "figure": "mjj sculpting"},
+            category="4. Evaluation against truth",
+            labels=window_labels("mjj sculpting"),
         ),
     params:
         named=lambda wc, input: [f"{m}={path}" for m, path in zip(METHODS, input)],

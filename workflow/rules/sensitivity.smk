@@ -15,7 +15,7 @@ rule sensitivity:
         plot=report(
             f"{RUN}/sensitivity/sensitivity.png",
             caption="../report/sensitivity.rst",
-            category="Sensitivity",
+            category="5. Sensitivity",
         ),
     params:
         config=CONFIG,

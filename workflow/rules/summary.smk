@@ -9,22 +9,22 @@ rule summary:
         csv=report(
             f"{RUN}/local_z.csv",
             caption="../report/local_z_table.rst",
-            category="Summary",
+            category="1. Summary",
         ),
         scan=report(
             f"{RUN}/plots/local_z.png",
             caption="../report/local_z.rst",
-            category="Summary",
+            category="1. Summary",
         ),
         p0=report(
             f"{RUN}/plots/local_p0.png",
             caption="../report/local_p0.rst",
-            category="Summary",
+            category="1. Summary",
         ),
         limits=report(
             f"{RUN}/plots/limits.png",
             caption="../report/limits.rst",
-            category="Summary",
+            category="1. Summary",
         ),
     params:
         config=CONFIG,
