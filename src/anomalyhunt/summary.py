@@ -339,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "luminosity_fb",
                 "background",
                 "ratio_functions",
+                "choice_uncertainty",
             )
         }
         | {

@@ -67,6 +67,11 @@ def _statistics_lines(summary: dict[str, Any], table: pd.DataFrame) -> list[str]
             f"{how} for the uncut spectrum; after each cut the uncut spectrum times a smooth cut "
             f"efficiency ({', '.join(st.get('ratio_functions') or [])}, chosen by the same test)"
         )
+    if st.get("choice_uncertainty"):
+        how += (
+            "; where a simpler function is kept, its difference to the next more flexible one "
+            "is a background uncertainty"
+        )
     bins = st.get("sr_bins", 1)
     model = (
         "one counting bin"
