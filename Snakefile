@@ -20,6 +20,11 @@ include: "workflow/rules/summary.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/export.smk"
 include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/gan_events.smk"
+include: "workflow/rules/ganplify.smk"
+include: "workflow/rules/weighted_gan.smk"
+include: "workflow/rules/showers.smk"
+include: "workflow/rules/generative.smk"
 
 
 report: report_front_page()

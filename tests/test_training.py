@@ -204,3 +204,105 @@ def test_checkpoint_of_another_run_is_not_resumed(tmp_path, caplog):
     path.write_bytes(b"garbage")  # an unreadable checkpoint is ignored, not fatal
     again, _ = run(learning_rate=3e-3, checkpoint=path, epochs=5)
     assert_same_state(again, fresh)
+
+
+# --- games: two players with their own optimisers (a GAN on a 1-D Gaussian) ---------------------
+
+TRUE_MEAN, TRUE_SD = 3.0, 0.5
+REAL = (np.random.default_rng(5).normal(TRUE_MEAN, TRUE_SD, (512, 1)).astype(np.float32),)
+REAL_VALID = (np.zeros((64, 1), dtype=np.float32),)  # unused by the monitor, but must be non-empty
+
+
+class Gan(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gen = nn.Sequential(nn.Linear(1, 16), nn.ReLU(), nn.Linear(16, 1))
+        self.disc = nn.Sequential(nn.Linear(1, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+
+    def sample(self, n: int, generator) -> torch.Tensor:
+        return self.gen(torch.randn((n, 1), generator=generator))
+
+
+def gan_players(gan: Gan):
+    from anomalyhunt.scores.training import Player
+
+    bce = nn.functional.binary_cross_entropy_with_logits
+
+    def d_loss(batch, generator):
+        (x,) = batch
+        fake = gan.sample(len(x), generator).detach()
+        real_logit, fake_logit = gan.disc(x).squeeze(-1), gan.disc(fake).squeeze(-1)
+        return bce(real_logit, torch.ones_like(real_logit), reduction="none") + bce(
+            fake_logit, torch.zeros_like(fake_logit), reduction="none"
+        )
+
+    def g_loss(batch, generator):
+        logit = gan.disc(gan.sample(len(batch[0]), generator)).squeeze(-1)
+        return bce(logit, torch.ones_like(logit), reduction="none")
+
+    def monitor(generator) -> float:  # distance of the generated mean and spread from the truth
+        x = gan.sample(4096, generator)
+        return float(abs(x.mean() - TRUE_MEAN) + abs(x.std() - TRUE_SD))
+
+    return [
+        Player(gan.disc.parameters(), d_loss, betas=(0.5, 0.9)),
+        Player(gan.gen.parameters(), g_loss, betas=(0.5, 0.9)),
+    ], monitor
+
+
+GAME = {"epochs": 40, "batch_size": 64, "learning_rate": 3e-3, "patience": 40}
+
+
+def test_a_game_of_two_players_learns_the_distribution_reproducibly():
+    with seeded(0):
+        gan = Gan()
+    players, monitor = gan_players(gan)
+    with torch.no_grad():
+        before = monitor(torch.Generator().manual_seed(1))
+    result = train_network(gan, players, REAL, REAL_VALID, seed=0, monitor=monitor, **GAME)
+    assert before > 2.0 and result.best_loss < 0.3  # the generated mean moved onto the truth's
+    assert len(result.history[0]["player_losses"]) == 2
+    with seeded(0):
+        again = Gan()
+    players, monitor = gan_players(again)
+    train_network(again, players, REAL, REAL_VALID, seed=0, monitor=monitor, **GAME)
+    assert_same_state(gan, again)
+    with pytest.raises(ValueError, match="needs a monitor"):
+        train_network(again, players, REAL, REAL_VALID, seed=0, **GAME)
+
+
+def test_a_game_resumes_from_its_checkpoint(tmp_path):
+    def fresh():
+        with seeded(0):
+            gan = Gan()
+        return gan, *gan_players(gan)
+
+    settings = GAME | {"epochs": 6}
+    reference, players, monitor = fresh()
+    train_network(reference, players, REAL, REAL_VALID, seed=0, monitor=monitor, **settings)
+    path = tmp_path / "game.pt"
+    gan, players, monitor = fresh()
+    calls = {"n": 0}
+
+    def killed_in_epoch_3(generator):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Killed
+        return monitor(generator)
+
+    with pytest.raises(Killed):
+        train_network(
+            gan,
+            players,
+            REAL,
+            REAL_VALID,
+            seed=0,
+            monitor=killed_in_epoch_3,
+            checkpoint=path,
+            **settings,
+        )
+    gan, players, monitor = fresh()
+    train_network(
+        gan, players, REAL, REAL_VALID, seed=0, monitor=monitor, checkpoint=path, **settings
+    )
+    assert_same_state(gan, reference)

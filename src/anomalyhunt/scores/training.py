@@ -1,4 +1,4 @@
-"""The one PyTorch training loop behind every network here (classifiers, autoencoders, flows).
+"""The one PyTorch training loop behind every network here (classifiers, autoencoders, flows, GANs).
 
 Reproducibility lives in the details (which generator shuffles, which one draws noise, when
 the global RNG is touched, how validation losses are summed, which epoch's weights are kept),
@@ -17,6 +17,9 @@ How a network uses it:
    ``patience`` epochs without an improvement larger than ``min_delta`` (or at the first
    non-finite validation loss) and leaves the network holding the best epoch's weights, in
    eval mode.
+4. A game (a GAN, an adversary) passes :class:`Player` objects instead of one loss: each has its
+   own parameters, loss, optimiser and steps per batch, and a ``monitor`` judges each epoch
+   (a distance between generated and true events), since a game's losses do not fall.
 
 Seeding: the batch order comes from a CPU generator seeded with ``seed``; training noise from
 a generator on the device seeded with ``derive_seed(seed, "noise")``; validation noise from one
@@ -35,12 +38,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import json
 import logging
 import math
 import os
-import pickle
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -52,13 +52,11 @@ import numpy as np
 
 from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
-from anomalyhunt.scores.torchio import load_payload, save_payload, state_dict_cpu
 
 log = logging.getLogger(__name__)
 
 #: Events per forward pass when scoring or validating (no gradients, so memory is no concern).
 EVAL_BATCH = 65536
-CHECKPOINT_FORMAT = "anomalyhunt.training-checkpoint/1"
 
 #: ``loss(batch, generator)``: one loss per event of the batch (the loop takes the mean).
 LossFn = Callable[[tuple[Any, ...], Any], Any]
@@ -192,21 +190,41 @@ def _weighted_mean(values: np.ndarray, weight: np.ndarray | None) -> float:
     return float(np.sum(values * weight) / np.sum(weight))
 
 
-def _fingerprint(net: Any, arrays: Sequence[Any], settings: dict[str, Any]) -> str:
-    """Hash of the settings, the data and the initial weights: what makes a run the same run."""
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    tensors = [*arrays, *(v for _, v in sorted(net.state_dict().items()))]
-    for a in tensors:
-        a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+@dataclass
+class Player:
+    """One optimiser of the loop: the only one for most networks, one side of a GAN's game.
+
+    Parameters
+    ----------
+    params : iterable of torch parameters
+        What this player's Adam optimiser moves (a generator's, a critic's).
+    loss : callable
+        ``loss(batch, generator)``: per-event losses of the batch, or a 0-d tensor for a
+        batch-level term (an MMD between batches), which is used as it is.
+    steps : int, default 1
+        Optimiser steps per batch, each with fresh noise (a WGAN critic takes 5).
+    learning_rate : float, optional
+        Adam's step size (default: the loop's ``learning_rate``).
+    betas : tuple of float, default (0.9, 0.999)
+        Adam's moment decays (GANs train better with (0.5, 0.9)).
+    """
+
+    params: Any
+    loss: LossFn
+    steps: int = 1
+    learning_rate: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+def _batch_loss(each: Any, w: Any, idx: Any) -> Any:
+    if each.ndim == 0 or w is None:
+        return each.mean()
+    return (each * w[idx]).sum() / w[idx].sum()
 
 
 def train_network(
     net: Any,
-    loss: LossFn,
+    loss: LossFn | Sequence[Player],
     train: Sequence[Any],
     valid: Sequence[Any],
     *,
@@ -222,16 +240,20 @@ def train_network(
     threads: int | None = None,
     label: str = "train",
     checkpoint: str | os.PathLike | None = None,
+    monitor: Callable[[Any], float] | None = None,
 ) -> TrainingResult:
     """Train ``net`` to minimise ``loss`` with Adam and early stopping (see the module docstring).
 
     Parameters
     ----------
     net : torch.nn.Module
-        The network, already initialised (under :func:`seeded`); moved to ``device``.
-    loss : callable
+        The network, already initialised (under :func:`seeded`); moved to ``device``. In a game
+        (a GAN) it holds every player's module, so early stopping and checkpoints keep them all.
+    loss : callable or sequence of Player
         ``loss(batch, generator)``: per-event losses of a batch (a tuple holding the same rows
-        of each array in ``train`` or ``valid``).
+        of each array in ``train`` or ``valid``), minimised over all of ``net``'s parameters.
+        Or the players of a game, each with its own parameters, loss and optimiser, taking
+        their steps on every batch in the order given.
     train, valid : sequence of arrays or tensors
         Training and validation inputs, all arrays of one sequence with the same length.
     epochs : int
@@ -256,6 +278,11 @@ def train_network(
         Names the run in the progress bar, the log and errors.
     checkpoint : path, optional
         File for the loop's state after every epoch, resumed from when it matches.
+    monitor : callable, optional
+        ``monitor(generator) -> float``, the figure of merit judged after each epoch instead of
+        the mean validation loss (lower is better; called without gradients, in eval mode,
+        with a generator seeded afresh each epoch). A game needs one: its losses are not a
+        measure of quality (a GAN's judge is a distance between generated and true events).
 
     Returns
     -------
@@ -270,12 +297,17 @@ def train_network(
     import torch
     from tqdm.auto import tqdm
 
+    from anomalyhunt.scores.checkpoint import fingerprint, resume_state, save_state
+
     if threads is not None:
         torch.set_num_threads(int(threads))
     dev = torch.device(device)
     n = len(train[0])
     if n == 0 or len(valid[0]) == 0:
         raise AnomalyHuntError(f"{label}: no training or no validation events")
+    players = [Player(net.parameters(), loss)] if callable(loss) else list(loss)
+    if len(players) > 1 and monitor is None:
+        raise ValueError(f"{label}: a game of {len(players)} players needs a monitor")
     settings = {
         "epochs": int(epochs),
         "batch_size": int(batch_size),
@@ -285,23 +317,31 @@ def train_network(
         "seed": int(seed),
         "label": label,
         "device": str(device),
+        "players": [[p.steps, p.learning_rate, list(p.betas)] for p in players[1:]],
     }
     key = None
     if checkpoint is not None:
         extra = [w for w in (weight, valid_weight) if w is not None]
-        key = _fingerprint(net, [*train, *valid, *extra], settings)
+        key = fingerprint(net, [*train, *valid, *extra], settings)
     net.to(dev)
     xs = tuple(_as_tensor(a, dev) for a in train)
     w = None if weight is None else torch.as_tensor(weight, dtype=torch.float32, device=dev)
     w_val = None if valid_weight is None else np.asarray(valid_weight, dtype=np.float64)
-    opt = torch.optim.Adam(net.parameters(), lr=float(learning_rate))
+    opts = [
+        torch.optim.Adam(
+            list(p.params),
+            lr=float(learning_rate if p.learning_rate is None else p.learning_rate),
+            betas=tuple(p.betas),
+        )
+        for p in players
+    ]
     order = torch.Generator().manual_seed(int(seed))
     noise = torch.Generator(device=dev).manual_seed(derive_seed(seed, "noise"))
     stopper = EarlyStopping(patience, min_delta)
     result = TrainingResult(best_epoch=-1, best_loss=math.inf)
     start = 0
     if key is not None and Path(checkpoint).exists():
-        start = _resume(checkpoint, key, dev, net, opt, order, noise, stopper, result, label)
+        start = resume_state(checkpoint, key, dev, net, opts, order, noise, stopper, result, label)
     if result.stopped != "epochs":  # resumed from a run that had stopped early
         start = int(epochs)
 
@@ -317,19 +357,32 @@ def train_network(
     for epoch in bar:
         net.train()
         perm = torch.randperm(n, generator=order).to(dev)
-        total = 0.0
+        totals = [0.0] * len(players)
         for s in range(0, n, bs):
             idx = perm[s : s + bs]
-            each = loss(tuple(x[idx] for x in xs), noise)
-            batch_loss = each.mean() if w is None else (each * w[idx]).sum() / w[idx].sum()
-            opt.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            opt.step()
-            total += float(batch_loss.detach()) * len(idx)
+            batch = tuple(x[idx] for x in xs)
+            for i, (player, opt) in enumerate(zip(players, opts, strict=True)):
+                for _ in range(int(player.steps)):
+                    batch_loss = _batch_loss(player.loss(batch, noise), w, idx)
+                    opt.zero_grad(set_to_none=True)
+                    batch_loss.backward()
+                    opt.step()
+                totals[i] += float(batch_loss.detach()) * len(idx)
         net.eval()
-        per_event = batched(loss, valid, device=device, seed=derive_seed(seed, "val"))
-        val = _weighted_mean(per_event, w_val)
-        result.history.append({"epoch": epoch, "train_loss": total / n, "val_loss": val})
+        if monitor is None:
+            per_event = batched(
+                players[0].loss, valid, device=device, seed=derive_seed(seed, "val")
+            )
+            val = _weighted_mean(per_event, w_val)
+        else:
+            with torch.no_grad():
+                val = float(
+                    monitor(torch.Generator(device=dev).manual_seed(derive_seed(seed, "val")))
+                )
+        entry = {"epoch": epoch, "train_loss": totals[0] / n, "val_loss": val}
+        if len(players) > 1:
+            entry["player_losses"] = [t / n for t in totals]
+        result.history.append(entry)
         bar.set_postfix(val_loss=f"{val:.4f}")
         if not np.isfinite(val):
             log.warning("%s: non-finite validation loss at epoch %d; stopping", label, epoch)
@@ -337,7 +390,7 @@ def train_network(
         elif stopper.step(epoch, val, net):
             result.stopped = "patience"
         if key is not None:
-            _save(checkpoint, key, epoch + 1, net, opt, order, noise, stopper, result)
+            save_state(checkpoint, key, epoch + 1, net, opts, order, noise, stopper, result)
         if result.stopped != "epochs":
             break
     bar.close()
@@ -358,76 +411,3 @@ def train_network(
         result.seconds,
     )
     return result
-
-
-def _save(
-    path: Any,
-    key: str,
-    next_epoch: int,
-    net: Any,
-    opt: Any,
-    order: Any,
-    noise: Any,
-    stopper: EarlyStopping,
-    result: TrainingResult,
-) -> None:
-    """Write the loop's state after an epoch (atomically: a kill leaves the previous one)."""
-    best = (
-        None if stopper.state is None else {k: v.detach().cpu() for k, v in stopper.state.items()}
-    )
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "key": key,
-        "next_epoch": next_epoch,
-        "net": state_dict_cpu(net),
-        "optimizer": opt.state_dict(),
-        "order_rng": order.get_state(),
-        "noise_rng": noise.get_state(),
-        "stopper": {
-            "best": stopper.best,
-            "best_epoch": stopper.best_epoch,
-            "bad": stopper.bad,
-            "state": best,
-        },
-        "history": result.history,
-        "stopped": result.stopped,
-    }
-    save_payload(payload, path)
-
-
-def _resume(
-    path: Any,
-    key: str,
-    dev: Any,
-    net: Any,
-    opt: Any,
-    order: Any,
-    noise: Any,
-    stopper: EarlyStopping,
-    result: TrainingResult,
-    label: str,
-) -> int:
-    """Load a matching checkpoint into the loop's objects; the epoch to continue from (0: none)."""
-    try:
-        payload = load_payload(path, CHECKPOINT_FORMAT, "training checkpoint", "cpu")
-    except (AnomalyHuntError, OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
-        log.info("%s: ignoring unreadable checkpoint %s (%s)", label, path, exc)
-        return 0
-    if payload.get("key") != key:
-        log.info(
-            "%s: checkpoint %s is of another run (settings, data or weights); not resumed",
-            label,
-            path,
-        )
-        return 0
-    net.load_state_dict(payload["net"])
-    opt.load_state_dict(payload["optimizer"])
-    order.set_state(payload["order_rng"])
-    noise.set_state(payload["noise_rng"])
-    st = payload["stopper"]
-    stopper.best, stopper.best_epoch, stopper.bad = st["best"], st["best_epoch"], st["bad"]
-    stopper.state = None if st["state"] is None else {k: v.to(dev) for k, v in st["state"].items()}
-    result.history = list(payload["history"])
-    result.stopped = payload["stopped"]
-    log.info("%s: resumed from %s after epoch %d", label, path, payload["next_epoch"] - 1)
-    return int(payload["next_epoch"])
