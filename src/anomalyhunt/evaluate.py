@@ -271,7 +271,7 @@ def _name_and_path(spec: str) -> tuple[str, Path]:
 
 def plot_roc_sic(curves: dict[str, Roc], path: str | os.PathLike, min_background: int) -> None:
     """SIC and background rejection against signal efficiency, one line per score."""
-    from anomalyhunt.plots import _save, plt
+    from anomalyhunt.plots import plt, save_figure
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 5.5))
     if not curves:  # background-only or unlabelled data: nothing to measure, say so in the figure
@@ -297,7 +297,7 @@ def plot_roc_sic(curves: dict[str, Roc], path: str | os.PathLike, min_background
     )
     b.set(xlabel="signal efficiency (TPR)", ylabel="background rejection 1/FPR", yscale="log")
     a.legend(fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_sculpting(
@@ -309,7 +309,7 @@ def plot_sculpting(
 ) -> None:
     """Normalised background mjj before and after each cut, one panel per score, each cut's
     Jensen-Shannon divergence (and a random cut's, the statistical floor) in the legend."""
-    from anomalyhunt.plots import _save, plt
+    from anomalyhunt.plots import plt, save_figure
 
     n = len(tables)
     fig, axes = plt.subplots(1, n, figsize=(6 * n, 5), squeeze=False)
@@ -341,7 +341,7 @@ def plot_sculpting(
         ax.legend(fontsize=9)
     if title:
         fig.suptitle(title, y=1.0)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -21,7 +21,7 @@ plt.style.use(hep.style.ROOT)
 plt.rcParams.update({"font.size": 13, "axes.titlesize": 13, "figure.dpi": 90})
 
 
-def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
+def save_figure(fig: plt.Figure, path: str | os.PathLike) -> None:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
     plt.close(fig)
@@ -42,7 +42,7 @@ def window_fits(result: Mapping[str, Any], path: str | os.PathLike) -> None:
             wrap=True,
         )
         ax.set_axis_off()
-        _save(fig, path)
+        save_figure(fig, path)
         return
     fig, axes = plt.subplots(
         2,
@@ -93,7 +93,7 @@ def window_fits(result: Mapping[str, Any], path: str | os.PathLike) -> None:
         f"{result['sr'][1]:.2f} TeV",
         y=1.0,
     )
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def local_z_scan(table: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -113,7 +113,7 @@ def local_z_scan(table: pd.DataFrame, path: str | os.PathLike) -> None:
     ax.set_ylim(bottom=0)
     if not ok.empty:
         ax.legend(fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _sigma_lines(ax: plt.Axes, max_sigma: int = 5) -> None:
@@ -148,7 +148,7 @@ def local_p0_scan(table: pd.DataFrame, path: str | os.PathLike) -> None:
     ax.set_ylim(bottom, 1.0)
     ax.set_xlabel(r"signal-region centre $m_{jj}$ [TeV]")
     ax.set_ylabel(r"local $p_0$")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _limit_points(fits: list[Mapping[str, Any]], method: str, eff: float) -> dict[str, np.ndarray]:
@@ -200,7 +200,7 @@ def limit_scan(
         fig, ax = plt.subplots(figsize=(6, 3))
         ax.text(0.5, 0.5, "no tested window: no limits", ha="center", transform=ax.transAxes)
         ax.set_axis_off()
-        _save(fig, path)
+        save_figure(fig, path)
         return
     fig, axes = plt.subplots(
         len(methods),
@@ -240,7 +240,7 @@ def limit_scan(
             if r == 0 and k == 0:
                 ax.legend(fontsize=9, loc="upper right")
     fig.suptitle(r"95% CL$_s$ upper limits on the signal yield in the SR", y=1.0)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _signal_overlay(
@@ -320,7 +320,7 @@ def score_distributions(
     ax.set_xlabel("anomaly score")
     ax.set_ylabel("normalised")
     ax.set_title(title)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def sensitivity_curves(med: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -393,4 +393,4 @@ def sensitivity_curves(med: pd.DataFrame, path: str | os.PathLike) -> None:
             top.set_xlabel("S/B in the SR")
     fig.suptitle("Sensitivity: median over seeds, band 16-84%", y=1.02)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
