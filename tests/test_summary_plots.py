@@ -247,6 +247,20 @@ def test_summary_reports_function_choice_spurious_and_xsec_limits(tmp_path: Path
     assert "chosen per window and cut among dijet3, dijet4, dijet5" in text
     assert "2 mjj bins" in text and "## 95% CLs upper limits" in text and "fb" in text
     assert "## Spurious signal" in text and "sigma x A <" in text
+    # the report's front page carries the same tables, as reStructuredText docutils renders
+    import docutils.core
+
+    from anomalyhunt.summary_markdown import write_report_front
+
+    write_report_front(record, table, tmp_path / "report.rst")
+    html = docutils.core.publish_string(
+        (tmp_path / "report.rst").read_text(),
+        writer="html",
+        settings_overrides={"report_level": 2, "halt_level": 2},  # any warning fails
+    ).decode()
+    assert "95% CLs upper limits" in html and "Spurious signal" in html
+    limit = table.dropna(subset=["limit_obs"]).iloc[0]
+    assert f"<td>{limit['limit_obs']:.0f} ({limit['limit_exp']:.0f})" in html  # a table cell
     plots.limit_scan(fits, tmp_path / "lim.png")
     assert (tmp_path / "lim.png").read_bytes()[:8] == PNG_MAGIC
 

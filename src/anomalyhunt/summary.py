@@ -354,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     write_csv(table, out / "local_z.csv")
     write_json(summary, out / "summary.json")
     write_markdown(summary, table, out / "summary.md")
-    write_report_front(summary, out / "report.rst")
+    write_report_front(summary, table, out / "report.rst")
     from anomalyhunt import plots
 
     plots.local_z_scan(table, out / "plots" / "local_z.png")

@@ -304,16 +304,53 @@ REPORT_GUIDE = """\
 How to read this report: **Summary** holds the table of every test (``local_z.csv``: one row per
 method, window and cut, with the background prediction, the local Z and its toy p-value) and the
 scans of the local Z, p0 and limits against the signal-region centre; summary.md beside it has
-the same headline and the tables of limits, background choices and warnings. **Bump hunt per
+the same headline and tables (the limits and background choices are also below). **Bump hunt per
 window** shows each window's sideband fits at every cut and its score distributions;
 **Evaluation** the ROC/SIC curves and the sculpting of mjj where truth labels exist.
 """
 
 
-def write_report_front(summary: dict[str, Any], path: Path) -> None:
-    """The front page of ``snakemake --report``: the headline in reStructuredText."""
+def _rst_literals(line: str) -> str:
+    return re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", line)
+
+
+def markdown_to_rst(lines: list[str]) -> list[str]:
+    """The summary's markdown (``##`` headings, bullets, pipe tables) as reStructuredText.
+
+    So that the report's front page carries the same tables as summary.md, rendered by docutils.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("## "):
+            title = _rst_literals(line[3:])
+            out += [title, "-" * len(title)]
+        elif line.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+                if not all(set(c) <= set("-: ") for c in cells):  # not the |---| rule
+                    rows.append(cells)
+                i += 1
+            out += [".. list-table::", "   :header-rows: 1", ""]
+            for row in rows:
+                out.append("   * - " + (_rst_literals(row[0]) or " "))
+                out += [f"     - {_rst_literals(c) or ' '}" for c in row[1:]]
+            out.append("")
+            continue
+        else:
+            out.append(_rst_literals(line.replace("|", "\\|")))
+        i += 1
+    return out
+
+
+def write_report_front(summary: dict[str, Any], table: pd.DataFrame, path: Path) -> None:
+    """The front page of ``snakemake --report``: the headline and the summary's tables (RST)."""
     title = f"anomalyhunt search ``{summary['run']}``"
-    body = [re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", line) for line in headline_lines(summary)]
-    text = "\n".join([title, "", *body, "", REPORT_GUIDE])
+    body = [_rst_literals(line) for line in headline_lines(summary)]
+    tables = _limits_table(table, summary.get("luminosity_fb"))
+    tables += _choice_and_spurious(table) + _sparse_lines(table)
+    text = "\n".join([title, "", *body, "", REPORT_GUIDE, *markdown_to_rst(tables)])
     with atomic_path(path) as tmp:
         tmp.write_text(text)
