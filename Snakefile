@@ -25,6 +25,11 @@ include: "workflow/rules/ganplify.smk"
 include: "workflow/rules/weighted_gan.smk"
 include: "workflow/rules/showers.smk"
 include: "workflow/rules/generative.smk"
+include: "workflow/rules/unfolding.smk"
+include: "workflow/rules/fastsim.smk"
+include: "workflow/rules/pivot.smk"
+include: "workflow/rules/avo.smk"
+include: "workflow/rules/event_variables.smk"
 
 
 report: report_front_page()
