@@ -159,11 +159,11 @@ def gan_players(
 
     return [
         Player(
-            critic.parameters(),
+            list(critic.parameters()),
             critic_loss,
             steps=critic_steps,
             learning_rate=critic_learning_rate,
             betas=betas,
         ),
-        Player(generator_params, generator_loss, learning_rate=learning_rate, betas=betas),
+        Player(list(generator_params), generator_loss, learning_rate=learning_rate, betas=betas),
     ]

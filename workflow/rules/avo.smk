@@ -10,6 +10,11 @@ rule avo:
             caption="../report/avo.rst",
             category="8. Adversarial games and learned observables",
         ),
+        fit=report(
+            f"{RUN}/avo/avo_fit.png",
+            caption="../report/avo.rst",
+            category="8. Adversarial games and learned observables",
+        ),
     params:
         config=CONFIG,
         block=config["avo"],  # the config it reads: a changed value reruns it
