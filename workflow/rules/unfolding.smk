@@ -10,6 +10,31 @@ rule unfolding:
             caption="../report/unfolding.rst",
             category="7. Unfolding and fast simulation",
         ),
+        sliced=report(
+            f"{RUN}/unfolding/slice.png",
+            caption="../report/unfolding.rst",
+            category="7. Unfolding and fast simulation",
+        ),
+        calibration=report(
+            f"{RUN}/unfolding/calibration.png",
+            caption="../report/unfolding.rst",
+            category="7. Unfolding and fast simulation",
+        ),
+        posterior=report(
+            f"{RUN}/unfolding/posterior.png",
+            caption="../report/unfolding.rst",
+            category="7. Unfolding and fast simulation",
+        ),
+        ranking=report(
+            f"{RUN}/unfolding/ranking.png",
+            caption="../report/unfolding.rst",
+            category="7. Unfolding and fast simulation",
+        ),
+        omnifold_gauss=report(
+            f"{RUN}/unfolding/omnifold_gauss.png",
+            caption="../report/unfolding.rst",
+            category="7. Unfolding and fast simulation",
+        ),
     params:
         config=CONFIG,
         block=config["unfolding"],  # the config it reads: a changed value reruns it
