@@ -10,6 +10,16 @@ rule ganplify:
             caption="../report/ganplify.rst",
             category="6. Generative",
         ),
+        mse=report(
+            f"{RUN}/ganplify/quantile_mse.png",
+            caption="../report/ganplify.rst",
+            category="6. Generative",
+        ),
+        densities=report(
+            f"{RUN}/ganplify/densities.png",
+            caption="../report/ganplify.rst",
+            category="6. Generative",
+        ),
     params:
         config=CONFIG,
         block=config["ganplify"],  # the config it reads: a changed value reruns it
