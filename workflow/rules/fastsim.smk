@@ -10,6 +10,16 @@ rule fastsim:
             caption="../report/fastsim.rst",
             category="7. Unfolding and fast simulation",
         ),
+        resolution=report(
+            f"{RUN}/fastsim/resolution.png",
+            caption="../report/fastsim.rst",
+            category="7. Unfolding and fast simulation",
+        ),
+        distances=report(
+            f"{RUN}/fastsim/distances.png",
+            caption="../report/fastsim.rst",
+            category="7. Unfolding and fast simulation",
+        ),
     params:
         config=CONFIG,
         block=config["fastsim"],  # the config it reads: a changed value reruns it
