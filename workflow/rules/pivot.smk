@@ -10,6 +10,11 @@ rule pivot:
             caption="../report/pivot.rst",
             category="8. Adversarial games and learned observables",
         ),
+        tradeoff=report(
+            f"{RUN}/pivot/tradeoff.png",
+            caption="../report/pivot.rst",
+            category="8. Adversarial games and learned observables",
+        ),
     params:
         config=CONFIG,
         block=config["pivot"],  # the config it reads: a changed value reruns it

@@ -378,11 +378,15 @@ class HGBClassifier(BinaryClassifier):
         return model
 
 
+#: Every classifier an :class:`~anomalyhunt.scores.ensemble.Ensemble` can hold, by kind
+#: (:mod:`~anomalyhunt.scores.penalties` adds the decorrelated MLP).
 CLASSIFIERS: dict[str, type[BinaryClassifier]] = {"mlp": MLPClassifier, "hgb": HGBClassifier}
+#: What the config's ``classifier`` key may name (the decorrelated MLP is chosen by ``decorrelate``).
+CONFIG_CLASSIFIERS: tuple[str, ...] = ("hgb", "mlp")
 
 
 def check_kind(kind: str, where: str = "classifier") -> str:
     """``kind`` if it names a classifier, else a clear error naming the config key ``where``."""
-    if kind not in CLASSIFIERS:
-        raise AnomalyHuntError(f"{where} '{kind}' unknown; use one of {sorted(CLASSIFIERS)}")
+    if kind not in CONFIG_CLASSIFIERS:
+        raise AnomalyHuntError(f"{where} '{kind}' unknown; use one of {sorted(CONFIG_CLASSIFIERS)}")
     return kind
