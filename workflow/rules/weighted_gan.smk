@@ -10,6 +10,11 @@ rule weighted_gan:
             caption="../report/weighted_gan.rst",
             category="6. Generative",
         ),
+        weights=report(
+            f"{RUN}/weighted_gan/weights.png",
+            caption="../report/weighted_gan.rst",
+            category="6. Generative",
+        ),
     params:
         config=CONFIG,
         block=config["weighted_gan"],  # the config it reads: a changed value reruns it
