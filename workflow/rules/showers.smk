@@ -10,6 +10,11 @@ rule showers:
             caption="../report/showers.rst",
             category="6. Generative",
         ),
+        profiles=report(
+            f"{RUN}/showers/profiles.png",
+            caption="../report/showers.rst",
+            category="6. Generative",
+        ),
     params:
         config=CONFIG,
         block=config["showers"],  # the config it reads: a changed value reruns it
