@@ -29,7 +29,7 @@ from anomalyhunt.evaluate import evaluate_scores
 from anomalyhunt.io import write_json
 from anomalyhunt.regions import Window, build
 from anomalyhunt.scores import available, get_scorer, resolve_device, score_out_of_fold
-from anomalyhunt.scores.supervised import Simulation
+from anomalyhunt.scores.simulation import Simulation
 
 SR = (3.3, 3.7)
 

@@ -24,7 +24,8 @@ from anomalyhunt.regions import SIGNAL_REGION, Window, assign_folds, inject_sign
 from anomalyhunt.scores import WindowData, get_scorer, score_out_of_fold
 from anomalyhunt.scores.__main__ import main as scores_main
 from anomalyhunt.scores.idealized import Idealized
-from anomalyhunt.scores.supervised import Simulation, Supervised, require_toy
+from anomalyhunt.scores.simulation import Simulation, require_toy
+from anomalyhunt.scores.supervised import Supervised
 
 WINDOW = Window("w03", (3.3, 3.7), (2.9, 3.3), (3.7, 4.1))
 HGB = {"classifier": "hgb", "ensemble": 1, "hgb": {"max_iter": 80, "min_samples_leaf": 40}}

@@ -1,7 +1,7 @@
 """Score one mjj window with one method, out of fold: ``python -m anomalyhunt.scores``.
 
 Methods that declare ``needs_simulation`` (supervised, idealized) are bound to a
-:class:`~anomalyhunt.scores.supervised.Simulation` of the config's toy generator for this window;
+:class:`~anomalyhunt.scores.simulation.Simulation` of the config's toy generator for this window;
 with any other data source they stop with a clear error.
 
 With ``--model-dir`` every finished fold is checkpointed there, and a rerun (a preempted or killed
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = config["scores"].get(args.method, {})  # a method without a block: its defaults
     needs_simulation = getattr(scorer_cls, "needs_simulation", False)
     if needs_simulation:
-        from anomalyhunt.scores.supervised import require_toy
+        from anomalyhunt.scores.simulation import require_toy
 
         require_toy(config, args.method)  # fail before any work when there is no simulator
     threads = args.threads if args.threads is not None else config["threads"]
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     fingerprint_extra: dict[str, Any] = {}
     if needs_simulation:
         # reference samples drawn with a seed of their own (not the data's), shared by all folds
-        from anomalyhunt.scores.supervised import Simulation
+        from anomalyhunt.scores.simulation import Simulation
 
         simulation = Simulation.from_config(config, window, args.method)
         scorer_cls = scorer_cls.bound_to(simulation)

@@ -23,6 +23,11 @@ from anomalyhunt.scores.base import Scorer, WindowData, register
 from anomalyhunt.scores.classifiers import check_kind
 from anomalyhunt.scores.decorrelate import LocationScale
 from anomalyhunt.scores.ensemble import Ensemble
+from anomalyhunt.scores.penalties import METHODS as PENALTIES
+from anomalyhunt.scores.penalties import classifier_for
+
+#: The values of ``scores.cwola.decorrelate``.
+DECORRELATE: tuple[str, ...] = ("none", "location_scale", *PENALTIES)
 
 
 @register
@@ -38,9 +43,14 @@ class CWoLa(Scorer):
         The ensemble members' classifier.
     ensemble : int, default 3
         Members of the ensemble (:class:`~anomalyhunt.scores.ensemble.Ensemble`).
-    decorrelate : {"none", "location_scale"}, default "none"
+    decorrelate : {"none", "location_scale", "disco", "adversary"}, default "none"
         ``location_scale`` feeds the classifier features with their mjj-dependent median and
         inter-quartile range removed (:class:`~anomalyhunt.scores.decorrelate.LocationScale`).
+        ``disco`` and ``adversary`` penalise the dependence of the output on mjj for the sideband
+        events while the network trains (:mod:`~anomalyhunt.scores.penalties`); they need
+        ``classifier="mlp"``.
+    decorrelation_strength : float, default 10.0
+        Weight of the ``disco`` or ``adversary`` penalty (unused otherwise).
     hgb, mlp : mapping, optional
         Keyword arguments of :class:`~anomalyhunt.scores.classifiers.HGBClassifier` and
         :class:`~anomalyhunt.scores.classifiers.MLPClassifier` (missing ones take their
@@ -59,6 +69,7 @@ class CWoLa(Scorer):
         classifier: str = "hgb",
         ensemble: int = 3,
         decorrelate: str = "none",
+        decorrelation_strength: float = 10.0,
         hgb: Mapping[str, Any] | None = None,
         mlp: Mapping[str, Any] | None = None,
         **kwargs: Any,
@@ -68,14 +79,24 @@ class CWoLa(Scorer):
         self.ensemble = int(ensemble)
         self.hgb, self.mlp = dict(hgb or {}), dict(mlp or {})
         self.decorrelate = decorrelate
-        if self.decorrelate not in ("none", "location_scale"):
+        if self.decorrelate not in DECORRELATE:
             raise AnomalyHuntError(
-                f"scores.cwola.decorrelate '{self.decorrelate}' unknown; use none or location_scale"
+                f"scores.cwola.decorrelate '{self.decorrelate}' unknown; use one of {DECORRELATE}"
             )
+        self.decorrelation_strength = float(decorrelation_strength)
+        self.kind, self.params = classifier_for(
+            self.classifier,
+            getattr(self, self.classifier),
+            self.decorrelate,
+            self.decorrelation_strength,
+            "scores.cwola",
+        )
         self.model: Ensemble | None = None
         self.decorrelator: LocationScale | None = None
 
     def _inputs(self, data: WindowData) -> np.ndarray:
+        if self.decorrelate in PENALTIES:  # mjj rides along for the penalty, never an input
+            return np.column_stack([data.X, data.mjj])
         if self.decorrelator is None:
             return data.X
         return self.decorrelator.transform(data.X, data.mjj)
@@ -97,8 +118,8 @@ class CWoLa(Scorer):
         if self.decorrelate == "location_scale":
             self.decorrelator = LocationScale().fit(train.X, train.mjj)
         self.model = Ensemble(
-            self.classifier,
-            getattr(self, self.classifier),
+            self.kind,
+            self.params,
             self.ensemble,
             seed=self.seed,
             device=self.device,

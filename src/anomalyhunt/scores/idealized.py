@@ -5,7 +5,7 @@ against an independent background sample of the same region (label 0) would lear
 ratio p_data / p_bkg = 1 + (S/B) p_sig / p_bkg, which is monotonic in the optimal anomaly score.
 CWoLa and CATHODE approximate that background sample (sidebands, a sideband density model); the
 idealized detector uses the simulator itself, so it is their upper bound. It needs simulation,
-so it runs on toy data only (see :class:`~anomalyhunt.scores.supervised.Simulation`).
+so it runs on toy data only (see :class:`~anomalyhunt.scores.simulation.Simulation`).
 """
 
 from __future__ import annotations
@@ -54,16 +54,20 @@ class Idealized(ReferenceScorer):
     def fit(self, train: WindowData, valid: WindowData) -> Idealized:
         sim = self._need_simulation()
         factor = self.reference_factor
-        d_tr, d_va = train.X[train.in_sr], valid.X[valid.in_sr]
+        d_tr, d_va = train.subset(train.in_sr), valid.subset(valid.in_sr)
         for what, d in (("training", d_tr), ("validation", d_va)):
             if len(d) == 0:
                 raise AnomalyHuntError(f"idealized: the {what} data have no signal-region events")
         n_tr = max(int(round(factor * len(d_tr))), 1)
         n_va = max(int(round(factor * len(d_va))), 1)
         ref = sim.background(n_tr + n_va)
-        X = np.concatenate([d_tr, ref.X[:n_tr]])
+        X = self.inputs(
+            np.concatenate([d_tr.X, ref.X[:n_tr]]), np.concatenate([d_tr.mjj, ref.mjj[:n_tr]])
+        )
         y = np.r_[np.ones(len(d_tr)), np.zeros(n_tr)].astype(np.int64)
-        X_val = np.concatenate([d_va, ref.X[n_tr:]])
+        X_val = self.inputs(
+            np.concatenate([d_va.X, ref.X[n_tr:]]), np.concatenate([d_va.mjj, ref.mjj[n_tr:]])
+        )
         y_val = np.r_[np.ones(len(d_va)), np.zeros(n_va)].astype(np.int64)
         self.model = self._new_ensemble(self.seed)
         self.model.fit(X, y, X_val, y_val)

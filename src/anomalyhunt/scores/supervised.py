@@ -7,16 +7,10 @@ points frame how good it is, and both need a *simulator* rather than data:
   search can do when it knows what it looks for (and the price it pays when it guesses wrong);
 * the idealized anomaly detector (``idealized.py``): data vs a perfectly modelled background.
 
-Design of the reference samples. The k-fold driver builds scorers as
-``cls.from_config(params, seed=..., device=..., threads=...)`` and knows nothing about simulation, so a
-:class:`ReferenceScorer` gets its :class:`Simulation` either per instance
-(:meth:`ReferenceScorer.set_reference`, before ``fit``) or per class
-(:meth:`ReferenceScorer.bound_to` returns a subclass whose instances carry it; that is what the
-stage command hands to the unchanged k-fold driver). A :class:`Simulation` is the toy generator's
-settings, one window and a seed (derived from the config's seed with the label ``reference``, so
-independent of the data). It draws events as fixed-size chunks of an endless seeded stream, keeps
-those inside the requested region and caches them: "the first n background events in the SR" is
-the same sample whatever the order of the requests, and folds share it instead of regenerating.
+The reference samples come from a :class:`~anomalyhunt.scores.simulation.Simulation`; a
+:class:`ReferenceScorer` gets one per instance (:meth:`ReferenceScorer.set_reference`, before
+``fit``) or per class (:meth:`ReferenceScorer.bound_to` returns a subclass whose instances carry it;
+that is what the stage command hands to the unchanged k-fold driver).
 """
 
 from __future__ import annotations
@@ -24,8 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -34,10 +27,12 @@ import numpy as np
 from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import read_json, write_json
-from anomalyhunt.regions import SIGNAL_REGION, Window
 from anomalyhunt.scores.base import Scorer, WindowData, register
 from anomalyhunt.scores.classifiers import check_kind
 from anomalyhunt.scores.ensemble import Ensemble
+from anomalyhunt.scores.penalties import METHODS as PENALTIES
+from anomalyhunt.scores.penalties import classifier_for
+from anomalyhunt.scores.simulation import Simulation, kinematically_allowed
 
 log = logging.getLogger(__name__)
 
@@ -48,169 +43,8 @@ DEFAULT_MY: tuple[float, ...] = (0.1, 0.3)
 MIN_SIGNAL_ACCEPTANCE = 0.01
 
 R = TypeVar("R", bound="ReferenceScorer")
-
-
-def kinematically_allowed(mx: float, my: float, mjj_signal: float) -> bool:
-    """Whether the toy generator can make W'(mjj_signal) -> X(mx) Y(my) (mx + my < M/4)."""
-    return mx > 0 and my > 0 and mx + my < 0.25 * mjj_signal
-
-
-@dataclass
-class Simulation:
-    """Toy-generator settings, one window and a seed: a source of reference samples.
-
-    ``background(n)`` and ``signal(n, mx, my)`` return the first ``n`` events of seeded streams that
-    fall in the window's SR (or the whole window with ``region=None``), as :class:`WindowData`
-    (``label`` 0 or 1). ``memo`` caches anything derived from them (e.g. a trained model that does
-    not depend on the data) for the lifetime of this object.
-    """
-
-    window: Window
-    seed: int
-    mjj_correlation: float = 1.0
-    mjj_signal: float = 3.5
-    mx: float = 0.5
-    my: float = 0.1
-    background_chunk: int = 200_000
-    signal_chunk: int = 20_000
-    max_generated: int = 50_000_000
-    _streams: dict[tuple, list[WindowData]] = field(default_factory=dict, repr=False)
-    _generated: dict[tuple, int] = field(default_factory=dict, repr=False)
-    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], window: Window, method: str = "") -> Simulation:
-        """The simulation of a validated config's toy generator; other data sources cannot give one."""
-        require_toy(config, method)
-        tc = config["data"]["toy"]
-        return cls(
-            window=window,
-            seed=derive_seed(config["seed"], "reference", window.id),
-            mjj_correlation=float(tc["mjj_correlation"]),
-            mjj_signal=float(tc["signal"]["mjj"]),
-            mx=float(tc["signal"]["mx"]),
-            my=float(tc["signal"]["my"]),
-        )
-
-    def _draw(
-        self, key: tuple, n: int, region: int | None, make: Callable[[int, int], Any]
-    ) -> WindowData:
-        from anomalyhunt.data.features import compute_features
-
-        skey = (*key, region)
-        chunks = self._streams.setdefault(skey, [])
-        have = sum(len(c) for c in chunks)
-        while have < n:
-            i = len(chunks)
-            chunk_size = self.background_chunk if key[0] == "background" else self.signal_chunk
-            if (i + 1) * chunk_size > self.max_generated:
-                raise AnomalyHuntError(
-                    f"simulation: only {have} {key[0]} events of {n} requested fall in "
-                    f"{'the SR' if region else 'the window'} of {self.window.id} after generating "
-                    f"{i * chunk_size}; request fewer events or use a window nearer the signal"
-                )
-            events = make(chunk_size, derive_seed(self.seed, *key, i))
-            feats = compute_features(events, source="simulation")
-            region_of = self.window.region_of(feats["mjj"].to_numpy())
-            keep = region_of > 0 if region is None else region_of == region
-            feats = feats.loc[keep]
-            data = WindowData.from_frame(feats.assign(region=region_of[keep]))
-            chunks.append(data)
-            have += len(data)
-            self._generated[skey] = (i + 1) * chunk_size
-        X = np.concatenate([c.X for c in chunks])[:n]
-        return WindowData(
-            X=X,
-            mjj=np.concatenate([c.mjj for c in chunks])[:n],
-            region=np.concatenate([c.region for c in chunks])[:n],
-            label=np.concatenate([c.label for c in chunks])[:n],
-        )
-
-    def background(self, n: int, region: int | None = SIGNAL_REGION) -> WindowData:
-        """The first ``n`` simulated background events in ``region`` (SR by default)."""
-        from anomalyhunt.data import toy
-
-        return self._draw(
-            ("background",),
-            n,
-            region,
-            lambda size, seed: toy.generate(size, 0, seed, mjj_correlation=self.mjj_correlation),
-        )
-
-    def _signal_key(self, mx: float, my: float, mjj: float) -> tuple:
-        key: tuple = ("signal", round(mx, 6), round(my, 6))
-        return key if mjj == self.mjj_signal else (*key, round(mjj, 6))
-
-    def signal(
-        self,
-        n: int,
-        mx: float,
-        my: float,
-        region: int | None = SIGNAL_REGION,
-        mjj: float | None = None,
-    ) -> WindowData:
-        """The first ``n`` simulated W'(mjj) -> X(mx) Y(my) events in ``region`` (SR by default).
-
-        ``mjj`` is the W' mass (default: the injected signal's).
-        """
-        from anomalyhunt.data import toy
-
-        mjj = self.mjj_signal if mjj is None else float(mjj)
-        if not kinematically_allowed(mx, my, mjj):
-            raise AnomalyHuntError(
-                f"simulation: signal point mx={mx}, my={my} TeV is not allowed for a W' of "
-                f"{mjj} TeV (mx + my must be below a quarter of it)"
-            )
-        return self._draw(
-            self._signal_key(mx, my, mjj),
-            n,
-            region,
-            lambda size, seed: toy.generate(
-                0,
-                size,
-                seed,
-                mjj_correlation=self.mjj_correlation,
-                mjj_signal=mjj,
-                mx=mx,
-                my=my,
-            ),
-        )
-
-    def signal_acceptance(self, mx: float, my: float) -> float:
-        """Fraction of the W' -> X Y events (one generated chunk) that fall in the window's SR."""
-        from anomalyhunt.data import toy
-        from anomalyhunt.data.features import compute_features
-
-        seed = derive_seed(self.seed, *self._signal_key(mx, my, self.mjj_signal), 0)
-        events = toy.generate(
-            0,
-            self.signal_chunk,
-            seed,
-            mjj_correlation=self.mjj_correlation,
-            mjj_signal=self.mjj_signal,
-            mx=mx,
-            my=my,
-        )
-        mjj = compute_features(events, source="simulation")["mjj"].to_numpy()
-        return float((self.window.region_of(mjj) == SIGNAL_REGION).sum()) / self.signal_chunk
-
-    def memo(self, key: str, make: Callable[[], Any]) -> Any:
-        """``make()`` once per key for this simulation; later calls return the stored result."""
-        if key not in self._memo:
-            self._memo[key] = make()
-        return self._memo[key]
-
-
-def require_toy(config: dict[str, Any], method: str = "") -> None:
-    """Fail clearly unless the config's data come from the toy generator (the only simulator)."""
-    source = config["data"]["source"]
-    if source != "toy":
-        what = f"scoring method '{method}'" if method else "this scoring method"
-        raise AnomalyHuntError(
-            f"{what} needs simulated reference samples (perfectly modelled background, signal "
-            f"templates), which only data.source: toy can provide; data.source is '{source}'. "
-            "For the LHCO R&D signal region run 'python -m anomalyhunt.lhco_check' instead"
-        )
+#: The values of ``scores.supervised.decorrelate`` and ``scores.idealized.decorrelate``.
+DECORRELATE: tuple[str, ...] = ("none", *PENALTIES)
 
 
 class ReferenceScorer(Scorer):
@@ -225,6 +59,12 @@ class ReferenceScorer(Scorer):
         The ensemble members' classifier.
     ensemble : int, default 3
         Members of the classifier ensemble.
+    decorrelate : {"none", "disco", "adversary"}, default "none"
+        ``disco`` and ``adversary`` penalise the dependence of the output on mjj for the
+        class-0 (simulated background) events while the network trains
+        (:mod:`~anomalyhunt.scores.penalties`); they need ``classifier="mlp"``.
+    decorrelation_strength : float, default 10.0
+        Weight of that penalty (unused with ``none``).
     hgb, mlp : mapping, optional
         Keyword arguments of the two classifiers; only the chosen one's is used.
     seed, device, threads
@@ -240,6 +80,8 @@ class ReferenceScorer(Scorer):
         *,
         classifier: str = "hgb",
         ensemble: int = 3,
+        decorrelate: str = "none",
+        decorrelation_strength: float = 10.0,
         hgb: Mapping[str, Any] | None = None,
         mlp: Mapping[str, Any] | None = None,
         **kwargs: Any,
@@ -248,6 +90,19 @@ class ReferenceScorer(Scorer):
         self.classifier = check_kind(classifier, f"scores.{self.name}.classifier")
         self.ensemble = int(ensemble)
         self.hgb, self.mlp = dict(hgb or {}), dict(mlp or {})
+        self.decorrelate = decorrelate
+        if self.decorrelate not in DECORRELATE:
+            raise AnomalyHuntError(
+                f"scores.{self.name}.decorrelate '{decorrelate}' unknown; use one of {DECORRELATE}"
+            )
+        self.decorrelation_strength = float(decorrelation_strength)
+        self.kind, self.params = classifier_for(
+            self.classifier,
+            getattr(self, self.classifier),
+            self.decorrelate,
+            self.decorrelation_strength,
+            f"scores.{self.name}",
+        )
         self.simulation: Simulation | None = type(self).bound_simulation
         self.model: Ensemble | None = None
 
@@ -274,10 +129,14 @@ class ReferenceScorer(Scorer):
             )
         return self.simulation
 
+    def inputs(self, X: np.ndarray, mjj: np.ndarray) -> np.ndarray:
+        """The classifier's input rows: the features, plus mjj last for a decorrelation penalty."""
+        return np.column_stack([X, mjj]) if self.decorrelate in PENALTIES else X
+
     def _new_ensemble(self, seed: int) -> Ensemble:
         return Ensemble(
-            self.classifier,
-            getattr(self, self.classifier),
+            self.kind,
+            self.params,
             self.ensemble,
             seed=seed,
             device=self.device,
@@ -287,7 +146,7 @@ class ReferenceScorer(Scorer):
     def score(self, data: WindowData) -> np.ndarray:
         if self.model is None:
             raise RuntimeError(f"{type(self).__name__}: call fit() or load() first")
-        return self.model.predict_proba(data.X)
+        return self.model.predict_proba(self.inputs(data.X, data.mjj))
 
     def save(self, path: str | os.PathLike) -> None:
         """A directory: the ensemble's member files plus this scorer's settings."""
@@ -422,12 +281,15 @@ class Supervised(ReferenceScorer):
                     my,
                     mass,
                 )
-            signals.append(sim.signal(n_sig, mx, my, mjj=mass).X)
+            signals.append(sim.signal(n_sig, mx, my, mjj=mass))
         if not signals:
             raise AnomalyHuntError(
                 f"supervised: no cocktail point is allowed in {sim.window.id}; set scores.supervised.signals"
             )
-        X = np.concatenate([bkg.X, *signals])
+        X = self.inputs(
+            np.concatenate([bkg.X, *(s.X for s in signals)]),
+            np.concatenate([bkg.mjj, *(s.mjj for s in signals)]),
+        )
         y = np.r_[np.zeros(len(bkg)), np.ones(len(X) - len(bkg))].astype(np.int64)
         seed = derive_seed(sim.seed, "supervised", self.classifier)
         tr, va = _split(len(X), self.validation_fraction, derive_seed(seed, "split"))
