@@ -21,6 +21,7 @@ from typing import Any
 from torch import nn
 
 from anomalyhunt.gan import gaussian_noise, mlp
+from anomalyhunt.scores.flows import build_flow
 
 
 class ConditionalGan(nn.Module):
@@ -56,45 +57,6 @@ class ConditionalGan(nn.Module):
 TAIL_BOUND = 6.0
 
 
-def build_maf(n_out: int, n_cond: int, layers: int, hidden: int, transform: str, bins: int) -> Any:
-    """A conditional MAF (nflows) with a ``n_cond``-dimensional context.
-
-    ``scores.flows.build_flow`` is the project's builder but fixes a 1-D context (mjj); here the
-    context is the muon's encoded theta. ``transform`` "spline": monotonic rational-quadratic
-    splines with ``bins`` bins on [-TAIL_BOUND, TAIL_BOUND]; "affine": shift and scale, whose
-    inverse divides by a scale that may be as small as 1e-3 per layer, so a sample can explode
-    (one muon in 1e4 came out at 1e11 standard deviations after 20 epochs).
-    """
-    from nflows.distributions.normal import StandardNormal
-    from nflows.flows.base import Flow
-    from nflows.transforms.autoregressive import (
-        MaskedAffineAutoregressiveTransform,
-        MaskedPiecewiseRationalQuadraticAutoregressiveTransform,
-    )
-    from nflows.transforms.base import CompositeTransform
-    from nflows.transforms.permutations import ReversePermutation
-
-    steps: list[Any] = []
-    for i in range(int(layers)):
-        if i > 0:
-            steps.append(ReversePermutation(features=n_out))
-        common = {
-            "features": n_out,
-            "hidden_features": int(hidden),
-            "context_features": n_cond,
-            "num_blocks": 2,
-            "use_residual_blocks": True,
-        }
-        if transform == "spline":
-            step = MaskedPiecewiseRationalQuadraticAutoregressiveTransform(
-                num_bins=int(bins), tails="linear", tail_bound=TAIL_BOUND, **common
-            )
-        else:
-            step = MaskedAffineAutoregressiveTransform(**common)
-        steps.append(step)
-    return Flow(CompositeTransform(steps), StandardNormal([n_out]))
-
-
 class ConditionalFlow(nn.Module):
     """q(z | c) as a conditional masked autoregressive flow.
 
@@ -107,7 +69,7 @@ class ConditionalFlow(nn.Module):
     hidden : int
         Hidden units of each MADE.
     transform : {"spline", "affine"}
-        The MADE step (:func:`build_maf`).
+        The MADE step (:func:`anomalyhunt.scores.flows.build_flow`, two residual blocks per layer).
     bins : int
         Spline bins.
     """
@@ -117,7 +79,11 @@ class ConditionalFlow(nn.Module):
     ) -> None:
         super().__init__()
         self.n_out = int(n_out)
-        self.flow = build_maf(n_out, n_cond, layers, hidden, transform, bins)
+        # "affine" inverts by dividing by a scale that may be 1e-3 per layer, so a sample can explode
+        # (one muon in 1e4 came out at 1e11 standard deviations after 20 epochs): prefer "spline"
+        self.flow = build_flow(
+            n_out, int(layers), int(hidden), 2, transform, bins, TAIL_BOUND, context_features=n_cond
+        )
 
     def log_prob(self, z: Any, c: Any) -> Any:
         """log q(z | c) per row."""

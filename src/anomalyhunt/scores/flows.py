@@ -141,8 +141,12 @@ def build_flow(
     transform: str,
     bins: int,
     tail_bound: float,
+    context_features: int = 1,
 ) -> Any:
-    """A conditional MAF (nflows) with a 1-D context; the only place the flow library is used.
+    """A conditional MAF (nflows); the project's one builder of autoregressive flows.
+
+    The context is mjj (1-D) for the scores; other branches condition on more
+    (``context_features``).
 
     ``transform='spline'`` uses monotonic rational-quadratic splines (Durkan et al. 2019) with
     ``bins`` bins on [-tail_bound, tail_bound] of the standardised logit features and linear tails
@@ -166,7 +170,7 @@ def build_flow(
         common = {
             "features": n_features,
             "hidden_features": hidden,
-            "context_features": 1,
+            "context_features": int(context_features),
             "num_blocks": blocks,
             "use_residual_blocks": True,
         }
