@@ -79,10 +79,6 @@ class CWoLa(Scorer):
         self.ensemble = int(ensemble)
         self.hgb, self.mlp = dict(hgb or {}), dict(mlp or {})
         self.decorrelate = decorrelate
-        if self.decorrelate not in DECORRELATE:
-            raise AnomalyHuntError(
-                f"scores.cwola.decorrelate '{self.decorrelate}' unknown; use one of {DECORRELATE}"
-            )
         self.decorrelation_strength = float(decorrelation_strength)
         self.kind, self.params = classifier_for(
             self.classifier,
@@ -90,6 +86,7 @@ class CWoLa(Scorer):
             self.decorrelate,
             self.decorrelation_strength,
             "scores.cwola",
+            DECORRELATE,
         )
         self.model: Ensemble | None = None
         self.decorrelator: LocationScale | None = None

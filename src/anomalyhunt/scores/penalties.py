@@ -26,6 +26,7 @@ its own); :func:`classifier_for` turns a scorer's ``decorrelate`` setting into i
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -368,14 +369,23 @@ CLASSIFIERS[DecorrelatedMLPClassifier.kind] = DecorrelatedMLPClassifier
 
 
 def classifier_for(
-    kind: str, params: dict[str, Any], decorrelate: str, strength: float, where: str
+    kind: str,
+    params: dict[str, Any],
+    decorrelate: str,
+    strength: float,
+    where: str,
+    allowed: Sequence[str],
 ) -> tuple[str, dict[str, Any]]:
     """The ensemble's classifier kind and settings for a scorer's ``decorrelate`` option.
 
     ``disco`` and ``adversary`` train a penalty into the network, so they need the MLP
     (gradient boosting cannot take one) and turn it into :class:`DecorrelatedMLPClassifier`;
-    any other value leaves ``kind`` and ``params`` as they are.
+    any other of the scorer's ``allowed`` values leaves ``kind`` and ``params`` as they are.
     """
+    if decorrelate not in allowed:
+        raise AnomalyHuntError(
+            f"{where}.decorrelate '{decorrelate}' unknown; use one of {tuple(allowed)}"
+        )
     if decorrelate not in METHODS:
         return kind, params
     if kind != "mlp":

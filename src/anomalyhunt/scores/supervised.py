@@ -91,10 +91,6 @@ class ReferenceScorer(Scorer):
         self.ensemble = int(ensemble)
         self.hgb, self.mlp = dict(hgb or {}), dict(mlp or {})
         self.decorrelate = decorrelate
-        if self.decorrelate not in DECORRELATE:
-            raise AnomalyHuntError(
-                f"scores.{self.name}.decorrelate '{decorrelate}' unknown; use one of {DECORRELATE}"
-            )
         self.decorrelation_strength = float(decorrelation_strength)
         self.kind, self.params = classifier_for(
             self.classifier,
@@ -102,6 +98,7 @@ class ReferenceScorer(Scorer):
             self.decorrelate,
             self.decorrelation_strength,
             f"scores.{self.name}",
+            DECORRELATE,
         )
         self.simulation: Simulation | None = type(self).bound_simulation
         self.model: Ensemble | None = None
