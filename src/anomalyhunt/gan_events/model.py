@@ -9,7 +9,7 @@ term resolves the Breit-Wigner peak itself.
 
 Choices made here for a few CPU minutes instead of the paper's long GPU training: the networks
 see the 18 numbers as (log pT, eta, phi) per quark (:func:`to_features`), the BCE critic carries
-an R1 gradient penalty, the kernels are summed over widths of 1, 4 and 16 particle widths by
+an R1 gradient penalty, the kernels are summed over widths of 0.5, 1 and 4 particle widths by
 default (the wide ones pull a far-off peak in) and the MMD takes part of each batch.
 """
 
