@@ -1,14 +1,37 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_LHCO = REPO.parent / "shared" / "data" / "lhco-rnd-signal-region"
+
+#: The tiny search of the Snakemake catalog's convention (.test/config/config.yaml).
+TINY = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the workflow in `workdir` on its own config.yaml, capturing output."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
 def run_command(
@@ -29,3 +52,34 @@ def run_command(
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def tiny_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny search, finished once per test session and shared by every pytest-xdist worker.
+
+    Read it, never change it: a test that reruns anything works on `copy_run(tiny_master, ...)`.
+    The first worker to get the lock runs it; the others wait and reuse it.
+    """
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this session
+    workdir = base / "tiny-master"
+    with FileLock(str(workdir) + ".lock"):
+        done = workdir / "finished"
+        if not done.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+            (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
+            proc = snakemake(workdir, "--cores", "2")
+            assert proc.returncode == 0, proc.stderr[-5000:]
+            done.touch()
+    return workdir
+
+
+def copy_run(source: Path, dest: Path) -> Path:
+    """A finished workflow folder copied with its Snakemake state and file times (so it is
+    finished there too)."""
+    shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
+    (dest / "finished").unlink(missing_ok=True)
+    return dest

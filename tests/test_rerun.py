@@ -1,7 +1,7 @@
 """The README's "Rerun one stage" commands plan (and run) exactly the jobs they promise.
 
-They run on one tiny finished workflow (the ``tiny_run`` fixture of test_workflow, instantiated
-again for this module, so the real rerun here never disturbs that module's run). Dry runs are
+They run on this module's own copy of the session's finished tiny search (the ``tiny_run`` fixture
+of test_workflow), so the real reruns here never disturb another module's run. Dry runs are
 checked through Snakemake's job-stats table, which lists every planned rule with its job count.
 """
 
@@ -17,7 +17,7 @@ import yaml
 from tests import test_workflow
 from tests.test_workflow import TINY, snakemake
 
-#: The fixture, bound here so pytest finds it; module-scoped, so this module gets its own run.
+#: The fixture, bound here so pytest finds it; module-scoped, so this module gets its own copy.
 tiny_run = test_workflow.tiny_run
 
 pytestmark = pytest.mark.workflow

@@ -10,35 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
-
-#: The tiny search of the Snakemake catalog's convention (.test/config/config.yaml).
-TINY = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
-
-
-def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+from tests.conftest import REPO, TINY, copy_run, snakemake  # noqa: F401 (re-exported)
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("tiny")
-    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
-    proc = snakemake(workdir, "--cores", "2")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    return workdir
+def tiny_run(tiny_master, tmp_path_factory) -> Path:
+    """This module's own copy of the session's finished tiny search."""
+    return copy_run(tiny_master, tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.mark.workflow
