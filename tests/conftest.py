@@ -83,3 +83,23 @@ def copy_run(source: Path, dest: Path) -> Path:
     shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
     (dest / "finished").unlink(missing_ok=True)
     return dest
+
+
+#: Files that run longest (waiting on Slurm, or whole Snakemake searches), in the order they
+#: should start: pytest-xdist hands out whole files in collection order (--dist loadfile), so
+#: starting these first keeps one of them from being the last thing running.
+LONGEST_FIRST = (
+    "test_slurm.py",
+    "test_sensitivity.py",
+    "test_lhco_raw_workflow.py",
+    "test_rerun.py",
+    "test_workflow.py",
+    "test_pythia_workflow.py",
+    "test_unfolding.py",
+    "test_anode_cathode.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within files
