@@ -17,9 +17,10 @@ SHARED_LHCO = REPO.parent / "shared" / "data" / "lhco-rnd-signal-region"
 TINY = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
 
 
-def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run the workflow in `workdir` on its own config.yaml, capturing output."""
-    cmd = [
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    """Snakemake on this checkout's workflow in `workdir`, with `workdir`/config.yaml first in
+    --configfile (args may continue that list)."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -31,7 +32,13 @@ def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.Com
         str(workdir / "config.yaml"),
         *args,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the workflow in `workdir` on its own config.yaml, capturing output."""
+    return subprocess.run(
+        snakemake_cmd(workdir, *args), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def run_command(

@@ -295,28 +295,12 @@ TINY_DRY = {"run": "tiny", "regions": {"scan": {"min": 2.5, "max": 4.5}}}
 
 
 def _snakemake_n(workdir, *args: str):
-    import subprocess
-    import sys
-
     import yaml
 
-    from tests.conftest import REPO
+    from tests.conftest import snakemake
 
     (workdir / "config.yaml").write_text(yaml.safe_dump(TINY_DRY))
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "-n",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return snakemake(workdir, "-n", *args, timeout=300)
 
 
 def _written(workdir) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, snakemake_cmd
 from tests.slurm_cluster import ClusterUnavailable, SlurmCluster
 from tests.test_workflow import TINY
 
@@ -37,21 +37,6 @@ SLURM_RUN_LIMIT = 600
 
 def profile() -> dict:
     return yaml.safe_load((PROFILE / "config.yaml").read_text())
-
-
-def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "-d",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        *args,
-    ]
 
 
 def tiny_workdir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:

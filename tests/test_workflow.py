@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, TINY, copy_run, snakemake  # noqa: F401 (re-exported)
+from tests.conftest import REPO, TINY, copy_run, snakemake, snakemake_cmd  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -66,21 +66,7 @@ def test_finished_run_has_nothing_to_do(tiny_run):
 def test_changing_summary_config_reruns_only_the_summary(tiny_run):
     (tiny_run / "changed.yaml").write_text(yaml.safe_dump({"summary": {"toys": 300}}))
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "-d",
-            str(tiny_run),
-            "--configfile",
-            str(tiny_run / "config.yaml"),
-            str(tiny_run / "changed.yaml"),
-            "-n",
-            "--quiet",
-            "rules",
-        ],
+        snakemake_cmd(tiny_run, str(tiny_run / "changed.yaml"), "-n", "--quiet", "rules"),
         capture_output=True,
         text=True,
         timeout=300,
