@@ -1,6 +1,6 @@
 """The project's own black box: Pythia 8 QCD plus a hidden W' that is not the default, searched as a user would.
 
-    python benchmarks/pythia_blackbox.py generate --jobs 2   # ~2.2 core-hours: 330k QCD + 3k W' generated
+    python benchmarks/pythia_blackbox.py generate --jobs 2   # ~4 core-hours (200-250 s per 5k QCD chunk): 330k QCD + 3k W' generated
     python benchmarks/pythia_blackbox.py build               # black box, its null twin, the hidden truth
     python benchmarks/pythia_blackbox.py search              # the default search on both, then the truth
     python benchmarks/pythia_blackbox.py all --jobs 2        # the three in turn
