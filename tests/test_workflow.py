@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, TINY, copy_run, snakemake, snakemake_cmd  # noqa: F401
+from tests.conftest import REPO, TINY, copy_run, snakemake  # noqa: F401 (TINY re-exported)
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +65,8 @@ def test_finished_run_has_nothing_to_do(tiny_run):
 @pytest.mark.workflow
 def test_changing_summary_config_reruns_only_the_summary(tiny_run):
     (tiny_run / "changed.yaml").write_text(yaml.safe_dump({"summary": {"toys": 300}}))
-    proc = subprocess.run(
-        snakemake_cmd(tiny_run, str(tiny_run / "changed.yaml"), "-n", "--quiet", "rules"),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    proc = snakemake(
+        tiny_run, str(tiny_run / "changed.yaml"), "-n", "--quiet", "rules", timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
