@@ -22,12 +22,15 @@ def test_oracle_z_is_the_poisson_discovery_formula():
     assert sensitivity.oracle_z(90, 100) == 0.0
 
 
-def test_point_config_changes_only_seed_injection_and_toys():
+def test_point_config_changes_only_seed_injection_toys_and_limits():
     base = ah_config.validate({**TINY, "sensitivity": {"toys": 123}})
     point = sensitivity.point_config(base, seed=7, n_inject=250)
     assert point["run"] == "tiny-sens-s7-i250"
     assert (point["seed"], point["regions"]["n_inject"], point["summary"]["toys"]) == (7, 250, 123)
-    assert point["scores"] == base["scores"] and point["bumphunt"] == base["bumphunt"]
+    assert point["scores"] == base["scores"]
+    # the points skip the CLs limits (the curve reads discovery Z only), nothing else
+    assert base["bumphunt"]["limits"] and not point["bumphunt"]["limits"]
+    assert point["bumphunt"] == {**base["bumphunt"], "limits": False}
     ah_config.validate(point)
 
 
@@ -67,4 +70,8 @@ def test_sensitivity_target_finds_the_injected_signal(tmp_path):
     assert points[600]["z_local"] > 3 > points[0]["z_local"]
     assert points[600]["z_oracle"] >= 0.8 * points[600]["z_local"]
     assert points[0]["s_over_b"] == 0
+    # the points skip the CLs limits
+    window = result["signal_window"]
+    fit = tmp_path / "results" / "tiny-sens-s3-i600" / "windows" / window / "cwola" / "fit.json"
+    assert all(c["limit"] is None for c in json.loads(fit.read_text())["cuts"])
     assert "Lowest injected count" in (out / "sensitivity.md").read_text()

@@ -79,7 +79,7 @@ class HuntOptions:
     background: str = "ratio"
     ratio_functions: tuple[str, ...] = ("ratio2", "ratio3")
     choice_uncertainty: bool = True
-    #: CLs limits are 95% of a test's time; statistics validations that need only p0 skip them.
+    #: CLs limits are most of a test's time; validations and sensitivity points skip them.
     limits: bool = True
 
     @classmethod
@@ -101,6 +101,7 @@ class HuntOptions:
             background=bh["background"],
             ratio_functions=tuple(bh["ratio_functions"]),
             choice_uncertainty=bool(bh["choice_uncertainty"]),
+            limits=bool(bh["limits"]),
         )
 
 
