@@ -34,10 +34,24 @@ def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
     ]
 
 
+def snakemake_env() -> dict[str, str]:
+    """The environment of a test's local Snakemake: without a Slurm controller to wait for
+    (tests/no-controller.slurm.conf says why). The Slurm tests build their own."""
+    return dict(
+        os.environ,
+        SLURM_CONF=str(REPO / "tests" / "no-controller.slurm.conf"),
+        PYTHONUNBUFFERED="1",
+    )
+
+
 def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the workflow in `workdir` on its own config.yaml, capturing output."""
     return subprocess.run(
-        snakemake_cmd(workdir, *args), capture_output=True, text=True, timeout=timeout
+        snakemake_cmd(workdir, *args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=snakemake_env(),
     )
 
 
@@ -61,6 +75,13 @@ def repo() -> Path:
     return REPO
 
 
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by the workers of this session
+    return base / name
+
+
 @pytest.fixture(scope="session")
 def tiny_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny search, finished once per test session and shared by every pytest-xdist worker.
@@ -68,10 +89,7 @@ def tiny_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Read it, never change it: a test that reruns anything works on `copy_run(tiny_master, ...)`.
     The first worker to get the lock runs it; the others wait and reuse it.
     """
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # shared by the workers of this session
-    workdir = base / "tiny-master"
+    workdir = _shared_dir(tmp_path_factory, "tiny-master")
     with FileLock(str(workdir) + ".lock"):
         done = workdir / "finished"
         if not done.exists():
@@ -82,6 +100,39 @@ def tiny_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
             assert proc.returncode == 0, proc.stderr[-5000:]
             done.touch()
     return workdir
+
+
+#: The stage-6 branches at test size (.test/config/branches.yaml), one block per branch target.
+BRANCHES = yaml.safe_load((REPO / ".test" / "config" / "branches.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def branch_targets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every stage-6 branch target made by one Snakemake (one start-up instead of nine), once per
+    session and shared like `tiny_master`. --keep-going: a branch that fails fails only its own
+    test (`branch_output`)."""
+    workdir = _shared_dir(tmp_path_factory, "branch-targets")
+    with FileLock(str(workdir) + ".lock"):
+        done = workdir / "finished"
+        if not done.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+            (workdir / "config.yaml").write_text(yaml.safe_dump({**TINY, **BRANCHES}))
+            proc = snakemake(workdir, "--cores", "2", "--keep-going", *BRANCHES, timeout=1800)
+            (workdir / "snakemake.stderr").write_text(proc.stderr)
+            done.touch()
+    return workdir
+
+
+def branch_output(workdir: Path, branch: str) -> Path:
+    """The branch's output folder in `branch_targets`; fails with its log if it has no metrics."""
+    out = workdir / "results" / TINY["run"] / branch
+    if not (out / "metrics.json").exists():
+        logs = sorted((workdir / "results" / TINY["run"] / "logs").glob(f"{branch}*"))
+        text = "".join(f.read_text()[-4000:] for f in logs if f.is_file())
+        stderr = (workdir / "snakemake.stderr").read_text()[-3000:]
+        pytest.fail(f"branch {branch} wrote no metrics.json\n{text}\n{stderr}")
+    return out
 
 
 def copy_run(source: Path, dest: Path) -> Path:

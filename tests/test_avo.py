@@ -7,13 +7,12 @@ import math
 
 import numpy as np
 import pytest
-import yaml
 from scipy import integrate, stats
 
 from anomalyhunt import cli
 from anomalyhunt.avo import toy
 from anomalyhunt.avo.__main__ import main
-from tests.test_workflow import TINY, snakemake
+from tests.conftest import branch_output
 
 
 def test_afb_at_the_z_pole_is_the_lep_pole_asymmetry():
@@ -145,25 +144,8 @@ def test_bad_settings_stop_with_one_line_naming_the_key(tmp_path, capsys, settin
 
 
 @pytest.mark.workflow
-def test_avo_target_writes_its_metrics(tmp_path):
-    tiny = {
-        "n_observed": 4000,
-        "start_mean": [43.0, 1.1],
-        "start_width": [0.3, 0.05],
-        "critic_hidden": [16, 16],
-        "critic_steps": 2,
-        "critic_warmup_epochs": 6,
-        "epochs": 8,
-        "batch_size": 128,
-        "learning_rate": 0.004,
-        "critic_learning_rate": 0.005,
-        "n_simulated": 4000,
-    }
-    config = {**TINY, "avo": tiny}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(tmp_path, "--cores", "2", "avo")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    out = tmp_path / "results" / TINY["run"] / "avo"
+def test_avo_target_writes_its_metrics(branch_targets):
+    out = branch_output(branch_targets, "avo")
     metrics = json.loads((out / "metrics.json").read_text())
     obs = metrics["observed"]
     assert obs["true_afb"] == pytest.approx(-0.624, abs=0.001)

@@ -7,14 +7,13 @@ import math
 
 import numpy as np
 import pytest
-import yaml
 
 from anomalyhunt import cli
 from anomalyhunt.event_variables import toy
 from anomalyhunt.event_variables.__main__ import main
 from anomalyhunt.event_variables.metrics import binned_mutual_information, correlations
 from anomalyhunt.event_variables.mt2 import mt2, transverse_mass
-from tests.test_workflow import TINY, snakemake
+from tests.conftest import branch_output
 
 KW = {"mass_range": (200.0, 1000.0), "pt_mean": 100.0}
 
@@ -129,21 +128,8 @@ def test_bad_settings_stop_with_one_line_naming_the_key(tmp_path, capsys, settin
 
 
 @pytest.mark.workflow
-def test_event_variables_target_writes_its_metrics(tmp_path):
-    tiny = {
-        "n_train": 6000,
-        "n_valid": 2000,
-        "epochs": 8,
-        "batch_size": 128,
-        "learning_rate": 0.003,
-        "patience": 8,
-        "mi_bins": 10,
-    }
-    config = {**TINY, "event_variables": tiny}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(tmp_path, "--cores", "2", "event_variables")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    out = tmp_path / "results" / TINY["run"] / "event_variables"
+def test_event_variables_target_writes_its_metrics(branch_targets):
+    out = branch_output(branch_targets, "event_variables")
     metrics = json.loads((out / "metrics.json").read_text())
     toys = metrics["toys"]
     assert set(toys) == {"visible", "invisible", "pair"}

@@ -8,14 +8,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from anomalyhunt import cli
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.fastsim import fit, metrics, toy
 from anomalyhunt.fastsim.__main__ import PAPER, main, settings_of
 from anomalyhunt.fastsim.simulator import KINDS, EfficiencyMap, FastSim, ThetaRange, encode
-from tests.test_workflow import TINY, snakemake
+from tests.conftest import branch_output
 
 torch.set_num_threads(1)
 
@@ -275,28 +274,8 @@ def test_paper_scale_switches_to_the_paper_sizes():
 
 
 @pytest.mark.workflow
-def test_fastsim_target_writes_its_metrics(tmp_path):
-    tiny = {
-        "n_events": 4000,
-        "n_test_events": 3000,
-        "epochs": 6,
-        "gan_epochs": 6,
-        "hidden": [32, 32],
-        "flow_hidden": 16,
-        "flow_layers": 2,
-        "batch_size": 64,
-        "learning_rate": 3e-3,
-        "gan_learning_rate": 1e-3,
-        "critic_learning_rate": 3e-3,
-        "monitor_events": 1000,
-        "probe_muons": 600,
-        "speed_muons": 2000,
-    }
-    config = {**TINY, "fastsim": tiny}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(tmp_path, "--cores", "2", "fastsim")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    out = tmp_path / "results" / TINY["run"] / "fastsim"
+def test_fastsim_target_writes_its_metrics(branch_targets):
+    out = branch_output(branch_targets, "fastsim")
     for name in ("marginals.png", "resolution.png", "distances.png"):
         assert (out / name).stat().st_size > 10000
     m = json.loads((out / "metrics.json").read_text())

@@ -7,14 +7,13 @@ import math
 
 import numpy as np
 import pytest
-import yaml
 
 from anomalyhunt import cli, config
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.evaluate import auc
 from anomalyhunt.pivot import metrics, model, toy
 from anomalyhunt.pivot.__main__ import main, settings
-from tests.test_workflow import TINY, snakemake
+from tests.conftest import branch_output
 
 FIT = {"batch_size": 128, "learning_rate": 3e-3, "patience": 5}
 
@@ -143,29 +142,8 @@ def test_bad_settings_stop_with_one_line_naming_the_key(tmp_path, capsys):
 
 
 @pytest.mark.workflow
-def test_pivot_target_writes_its_metrics(tmp_path):
-    tiny = {
-        "n_train": 4000,
-        "n_valid": 2000,
-        "n_test": 4000,
-        "hidden": [20, 20],
-        "adversary_hidden": [20],
-        "components": 3,
-        "scan": [5.0],
-        "adversary_steps": 2,
-        "batch_size": 128,
-        "learning_rate": 0.003,
-        "adversary_learning_rate": 0.003,
-        "pretrain_epochs": 8,
-        "adversary_epochs": 3,
-        "epochs": 6,
-        "bins": 8,
-    }
-    config = {**TINY, "pivot": tiny}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(tmp_path, "--cores", "2", "pivot")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    out = tmp_path / "results" / TINY["run"] / "pivot"
+def test_pivot_target_writes_its_metrics(branch_targets):
+    out = branch_output(branch_targets, "pivot")
     metrics_ = json.loads((out / "metrics.json").read_text())
     plain, pivot = metrics_["without_adversary"], metrics_["with_adversary"]
     assert [r["lambda"] for r in metrics_["tradeoff"]] == [0.0, 5.0, 50.0]

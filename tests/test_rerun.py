@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests import test_workflow
+from tests.conftest import snakemake_env
 from tests.test_workflow import TINY, snakemake
 
 #: The fixture, bound here so pytest finds it; module-scoped, so this module gets its own copy.
@@ -153,7 +154,9 @@ def test_the_laptop_profile_is_found_and_an_interrupted_run_resumes(tiny_run):
         "--forcerun",
         "scores",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=snakemake_env()
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not job_running(tiny_run, "--window w01 --method cwola"):
         time.sleep(0.05)

@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import yaml
 from scipy.stats import wasserstein_distance
 
 from anomalyhunt import cli
@@ -17,7 +16,7 @@ from anomalyhunt.scores.training import seeded
 from anomalyhunt.showers import __main__ as command
 from anomalyhunt.showers import metrics, model, toy
 from anomalyhunt.showers.train import fit_postprocessor, train_bibae
-from tests.test_workflow import TINY, snakemake
+from tests.conftest import branch_output
 
 CALO = toy.Calorimeter(cells_xy=12, layers=20, threshold_mip=0.5)
 #: The smallest grid the geometry check lets through at 100 GeV: 6 x 6 x 12 = 432 cells.
@@ -214,30 +213,8 @@ def test_post_processor_learns_the_sampling_that_smooth_showers_lack():
 
 
 @pytest.mark.workflow
-def test_showers_target_writes_its_metrics(tmp_path):
-    config = {
-        **TINY,
-        "showers": {
-            "cells_xy": 6,
-            "layers": 12,
-            "n_train": 300,
-            "n_test": 200,
-            "n_per_point": 50,
-            "energy_points": [30, 80],
-            "latent": 4,
-            "hidden": [64, 32],
-            "critic_hidden": [16],
-            "pp_hidden": [16, 16],
-            "pp_cells": 2048,
-            "epochs": 4,
-            "pp_epochs": 3,
-            "batch_size": 32,
-        },
-    }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(tmp_path, "--cores", "2", "showers")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    out = tmp_path / "results" / TINY["run"] / "showers"
+def test_showers_target_writes_its_metrics(branch_targets):
+    out = branch_output(branch_targets, "showers")
     metrics_ = json.loads((out / "metrics.json").read_text())
     for name in ("cell_energy.png", "profiles.png"):
         assert (out / name).stat().st_size > 10_000

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from anomalyhunt import cli
 from anomalyhunt import config as ah_config
@@ -15,7 +14,7 @@ from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.unfolding import cinn, fcgan, metrics, model, pipeline, toy
 from anomalyhunt.unfolding.__main__ import main, settings
 from anomalyhunt.unfolding.omnifold import omnifold, weighted_moments
-from tests.test_workflow import TINY, snakemake
+from tests.conftest import branch_output
 
 BLOCK = ah_config.validate({"run": "t"})["unfolding"]
 DETECTOR = BLOCK["detector"]
@@ -241,26 +240,9 @@ def test_bad_settings_stop_with_one_line_naming_the_key(tmp_path, capsys):
 # the target
 
 
-TINY_UNFOLDING = {
-    "n_train": 3000,
-    "n_valid": 1000,
-    "n_test": 2000,
-    "n_data": 2000,
-    "calibration_events": 500,
-    "posterior_samples": 40,
-    "fcgan": {"epochs": 5, "hidden": [64, 64], "learning_rate": 1e-3, "batch_size": 128},
-    "cinn": {"epochs": 8, "blocks": 4, "hidden": 32},
-    "omnifold": {"iterations": 2, "gauss_events": 5000},
-}
-
-
 @pytest.mark.workflow
-def test_unfolding_target_writes_its_metrics(tmp_path):
-    config = {**TINY, "unfolding": TINY_UNFOLDING}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(tmp_path, "--cores", "2", "unfolding")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    out = tmp_path / "results" / TINY["run"] / "unfolding"
+def test_unfolding_target_writes_its_metrics(branch_targets):
+    out = branch_output(branch_targets, "unfolding")
     m = json.loads((out / "metrics.json").read_text())
     for fig in ("ratios", "slice", "calibration", "posterior", "ranking", "omnifold_gauss"):
         assert (out / f"{fig}.png").stat().st_size > 10_000

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from anomalyhunt import cli
 from anomalyhunt import config as ah_config
@@ -23,7 +22,7 @@ from anomalyhunt.weighted_gan.toy import (
     kish_ess,
     unweighting_efficiency,
 )
-from tests.test_workflow import TINY, snakemake
+from tests.conftest import branch_output
 
 BLOCK = ah_config.validate({"run": "t"})["weighted_gan"]  # the schema's defaults
 TOY = DrellYanToy(
@@ -236,26 +235,8 @@ def test_a_sample_without_weight_is_refused():
 
 
 @pytest.mark.workflow
-def test_weighted_gan_target_writes_its_metrics(tmp_path):
-    config = {
-        **TINY,
-        "weighted_gan": {
-            "n_events": 20000,
-            "n_generate": 20000,
-            "epochs": 4,
-            "fine_tune_epochs": 2,
-            "fine_tune_batch_size": 2048,
-            "hidden": [32, 32],
-            "batch_size": 256,
-            "critic_steps": 2,
-            "learning_rate": 0.002,
-            "monitor_events": 4000,
-        },
-    }
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = snakemake(tmp_path, "--cores", "2", "weighted_gan")
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    out = tmp_path / "results" / TINY["run"] / "weighted_gan"
+def test_weighted_gan_target_writes_its_metrics(branch_targets):
+    out = branch_output(branch_targets, "weighted_gan")
     metrics = json.loads((out / "metrics.json").read_text())
     for name in ("distributions.png", "weights.png"):
         assert (out / name).stat().st_size > 10_000

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, TINY, copy_run, snakemake  # noqa: F401 (TINY re-exported)
+from tests.conftest import (  # noqa: F401 (TINY re-exported)
+    REPO,
+    TINY,
+    copy_run,
+    snakemake,
+    snakemake_env,
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +88,7 @@ def test_lint_is_clean():
         text=True,
         timeout=300,
         cwd=REPO,
+        env=snakemake_env(),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Lints for" not in proc.stdout + proc.stderr
