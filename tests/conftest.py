@@ -144,8 +144,9 @@ def copy_run(source: Path, dest: Path) -> Path:
 
 
 #: Files that run longest (waiting on Slurm, or whole Snakemake searches), in the order they
-#: should start: pytest-xdist hands out whole files in collection order (--dist loadfile), so
-#: starting these first keeps one of them from being the last thing running.
+#: should start: pytest-xdist hands out whole files in collection order (--dist loadfile
+#: --no-loadscope-reorder; by default it reorders files by their number of tests, which started
+#: the Slurm test 14 minutes into a 22-minute run), so one of them is never the last thing running.
 LONGEST_FIRST = (
     "test_slurm.py",
     "test_sensitivity.py",
