@@ -75,11 +75,26 @@ def repo() -> Path:
     return REPO
 
 
-def _shared_dir(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
-    base = tmp_path_factory.getbasetemp()
+def _shared_run(
+    factory: pytest.TempPathFactory, name: str, config: dict, *args: str, timeout: float = 900
+) -> tuple[Path, int]:
+    """Snakemake run once per test session in a folder shared by every pytest-xdist worker: the
+    first worker to get the lock runs it, the others wait and reuse it. Returns the folder and
+    Snakemake's exit code (its stderr is in snakemake.stderr there)."""
+    base = factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent  # shared by the workers of this session
-    return base / name
+    workdir = base / name
+    with FileLock(str(workdir) + ".lock"):
+        done = workdir / "returncode"
+        if not done.exists():
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+            (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+            proc = snakemake(workdir, "--cores", "2", *args, timeout=timeout)
+            (workdir / "snakemake.stderr").write_text(proc.stderr)
+            done.write_text(str(proc.returncode))
+    return workdir, int(done.read_text())
 
 
 @pytest.fixture(scope="session")
@@ -87,18 +102,9 @@ def tiny_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny search, finished once per test session and shared by every pytest-xdist worker.
 
     Read it, never change it: a test that reruns anything works on `copy_run(tiny_master, ...)`.
-    The first worker to get the lock runs it; the others wait and reuse it.
     """
-    workdir = _shared_dir(tmp_path_factory, "tiny-master")
-    with FileLock(str(workdir) + ".lock"):
-        done = workdir / "finished"
-        if not done.exists():
-            shutil.rmtree(workdir, ignore_errors=True)
-            workdir.mkdir(parents=True)
-            (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
-            proc = snakemake(workdir, "--cores", "2")
-            assert proc.returncode == 0, proc.stderr[-5000:]
-            done.touch()
+    workdir, rc = _shared_run(tmp_path_factory, "tiny-master", TINY)
+    assert rc == 0, (workdir / "snakemake.stderr").read_text()[-5000:]
     return workdir
 
 
@@ -111,16 +117,10 @@ def branch_targets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every stage-6 branch target made by one Snakemake (one start-up instead of nine), once per
     session and shared like `tiny_master`. --keep-going: a branch that fails fails only its own
     test (`branch_output`)."""
-    workdir = _shared_dir(tmp_path_factory, "branch-targets")
-    with FileLock(str(workdir) + ".lock"):
-        done = workdir / "finished"
-        if not done.exists():
-            shutil.rmtree(workdir, ignore_errors=True)
-            workdir.mkdir(parents=True)
-            (workdir / "config.yaml").write_text(yaml.safe_dump({**TINY, **BRANCHES}))
-            proc = snakemake(workdir, "--cores", "2", "--keep-going", *BRANCHES, timeout=1800)
-            (workdir / "snakemake.stderr").write_text(proc.stderr)
-            done.touch()
+    config = {**TINY, **BRANCHES}
+    workdir, _ = _shared_run(
+        tmp_path_factory, "branch-targets", config, "--keep-going", *BRANCHES, timeout=1800
+    )
     return workdir
 
 
@@ -139,7 +139,8 @@ def copy_run(source: Path, dest: Path) -> Path:
     """A finished workflow folder copied with its Snakemake state and file times (so it is
     finished there too)."""
     shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
-    (dest / "finished").unlink(missing_ok=True)
+    for marker in ("returncode", "snakemake.stderr"):  # _shared_run's, not the workflow's
+        (dest / marker).unlink(missing_ok=True)
     return dest
 
 
