@@ -48,7 +48,7 @@ def raw_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]
             "min_events": {"sr": 5, "sb": 10},
         },
         "scores": {"cwola": {"ensemble": 1, "hgb": {"max_iter": 20, "min_samples_leaf": 5}}},
-        "bumphunt": {"efficiencies": [1.0, 0.1]},
+        "bumphunt": {"efficiencies": [1.0, 0.1], "limits": False},  # limits: tested elsewhere
         "summary": {"toys": 20},
         "output": {"root": True, "root_keep_fraction": 0.1},
     }

@@ -42,7 +42,7 @@ PYTHIA_RUN = {
         "min_events": {"sr": 5, "sb": 10},
     },
     "scores": {"cwola": {"ensemble": 1, "hgb": {"max_iter": 20, "min_samples_leaf": 5}}},
-    "bumphunt": {"efficiencies": [1.0]},
+    "bumphunt": {"efficiencies": [1.0], "limits": False},  # limits: tested elsewhere
     "summary": {"toys": 20},
 }
 
