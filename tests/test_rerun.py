@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from tests import test_workflow
-from tests.conftest import snakemake_env
-from tests.test_workflow import TINY, snakemake
+from tests.conftest import TINY, snakemake, snakemake_env
 
 #: The fixture, bound here so pytest finds it; module-scoped, so this module gets its own copy.
 tiny_run = test_workflow.tiny_run

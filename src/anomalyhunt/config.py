@@ -158,7 +158,7 @@ def coerce_strings(config: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str) and types:
             if "string" not in types:
                 try:
-                    parsed = yaml.safe_load(value)
+                    parsed = safe_load(value)
                 except yaml.YAMLError:
                     return value  # left for the validator to name
                 if parsed is not None or "null" in types:
@@ -216,7 +216,7 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise AnomalyHuntError(f"'{item}': {part} is set to a value and a mapping")
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = safe_load(value)
     return out
 
 
