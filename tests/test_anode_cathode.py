@@ -131,7 +131,12 @@ def test_save_load_reproduces_scores(events, cls, tmp_path):
     s = scorer.score(test)
     assert s.shape == (len(test),) and np.isfinite(s).all()
     scorer.save(tmp_path / cls.name)
-    np.testing.assert_array_equal(s, cls.load(tmp_path / cls.name).score(test))
+    loaded = cls.load(tmp_path / cls.name)
+    np.testing.assert_array_equal(s, loaded.score(test))
+    # the background template: the sideband flow sampled at given mjj values, seeded
+    template = scorer.background_template(test.mjj[:50], seed=5)
+    assert template.shape == (50, len(FEATURES)) and np.isfinite(template).all()
+    np.testing.assert_array_equal(template, loaded.background_template(test.mjj[:50], seed=5))
     moved = WindowData(test.X, test.mjj[::-1].copy(), test.region, test.label)
     np.testing.assert_allclose(scorer.score(moved), s, rtol=1e-6, atol=1e-6)  # x alone decides
     other = ANODE if cls is CATHODE else CATHODE
@@ -186,6 +191,11 @@ def test_anode_scores_are_finite_far_outside_the_range(events):
         np.array([0], np.int8),
     )
     assert np.isfinite(anode.score(far)).all()
+
+
+def test_only_background_models_give_a_template():
+    cwola = get_scorer("cwola").from_config(FAST["cwola"])
+    assert cwola.background_template(np.full(3, 3.5), seed=0) is None
 
 
 def test_config_blocks():

@@ -122,6 +122,11 @@ class ANODE(Scorer):
         logs = [flow.log_prob(data.X, np.full(len(data), m)) for m in self.mjj_points]
         return logsumexp(np.stack(logs), axis=0) - np.log(len(logs))
 
+    def background_template(self, mjj: np.ndarray, seed: int) -> np.ndarray:
+        if not self.flows:
+            raise RuntimeError("ANODE: call fit() or load() first")
+        return self.flows["bkg"].sample(mjj, seed=seed)
+
     def score(self, data: WindowData) -> np.ndarray:
         if not self.flows:
             raise RuntimeError("ANODE: call fit() or load() first")

@@ -193,6 +193,14 @@ class Scorer(Configurable, abc.ABC):
     def score(self, data: WindowData) -> np.ndarray:
         """One float per event; higher means more anomalous."""
 
+    def background_template(self, mjj: np.ndarray, seed: int) -> np.ndarray | None:
+        """Features of background events sampled at these mjj values, for a method that learns
+        the background density (CATHODE, ANODE); None for the others.
+
+        The bump hunt's template background (:mod:`anomalyhunt.scores.template`) scores them.
+        """
+        return None
+
     @abc.abstractmethod
     def save(self, path: str | os.PathLike) -> None:
         """Store the trained scorer so the scores can be reproduced or applied to new data."""

@@ -149,6 +149,11 @@ class CATHODE(Scorer):
         self.model.fit(X, y, X_val, y_val)
         return self
 
+    def background_template(self, mjj: np.ndarray, seed: int) -> np.ndarray:
+        if self.flow_model is None:
+            raise RuntimeError("CATHODE: call fit() or load() first")
+        return self.flow_model.sample(mjj, seed=seed)
+
     def score(self, data: WindowData) -> np.ndarray:
         if self.model is None:
             raise RuntimeError("CATHODE: call fit() or load() first")
