@@ -45,13 +45,20 @@ STORED_KEEP = 0.5
 
 
 def score_template(
-    scorer, data: WindowData, data_scores: np.ndarray, fold: int, oversampling: int, seed: int
+    sampler,
+    scorer,
+    data: WindowData,
+    data_scores: np.ndarray,
+    fold: int,
+    oversampling: int,
+    seed: int,
 ) -> pd.DataFrame:
-    """Background samples at ``data``'s mjj values (each ``oversampling`` times), scored."""
+    """``sampler``'s background samples at ``data``'s mjj values (each ``oversampling`` times),
+    scored by ``scorer``."""
     mjj = np.repeat(data.mjj, oversampling)
-    X = scorer.background_template(mjj, seed)
+    X = sampler.background_template(mjj, seed)
     if X is None:
-        raise SystemExit(f"{scorer.name} learns no background model: no template")
+        raise SystemExit(f"{sampler.name} learns no background model: no template")
     region = np.repeat(data.region, oversampling)
     samples = WindowData(
         np.ascontiguousarray(X, dtype=np.float32), mjj, region, np.full(len(mjj), -1, dtype=np.int8)
@@ -68,21 +75,26 @@ def score_template(
     )
 
 
-def make_template(run: Path, window: Window, method: str, oversampling: int) -> pd.DataFrame:
-    out = run / "windows" / window.id / method / f"template{oversampling}.parquet"
+def make_template(
+    run: Path, window: Window, method: str, oversampling: int, source: str
+) -> pd.DataFrame:
+    out = run / "windows" / window.id / method / f"template{oversampling}-{source}.parquet"
     if out.exists():
         return read_parquet(out)
     events = read_parquet(run / "regions" / "events.parquet")
     scores = read_parquet(run / "windows" / window.id / method / "scores.parquet")
     events = events.set_index("event_id").loc[scores["event_id"].to_numpy()].reset_index()
     data = WindowData.from_frame(events, window)
-    cls = get_scorer(method)
     parts = []
     for k in np.unique(scores["fold"]):
         t0 = time.perf_counter()
-        model = cls.load(run / "windows" / window.id / method / "models" / f"fold{k}")
+        model, sampler = (
+            get_scorer(m).load(run / "windows" / window.id / m / "models" / f"fold{k}")
+            for m in (method, source)
+        )
         sel = scores["fold"].to_numpy() == k
         part = score_template(
+            sampler,
             model,
             data.subset(sel),
             scores["score"].to_numpy()[sel],
@@ -119,6 +131,12 @@ def main() -> None:
     p.add_argument("--window", required=True)
     p.add_argument("--method", default="cathode")
     p.add_argument("--oversampling", type=int, default=10)
+    p.add_argument(
+        "--template-from",
+        default=None,
+        help="the method whose background model is sampled (default: --method's own); its fold "
+        "models must be kept too",
+    )
     p.add_argument("--efficiencies", type=float, nargs="+", default=[0.1, 0.01, 0.001])
     args = p.parse_args()
     logging.disable(logging.WARNING)
@@ -126,7 +144,8 @@ def main() -> None:
     config = yaml.safe_load((run / "config.yaml").read_text())
     wins = json.loads((run / "regions" / "windows.json").read_text())["windows"]
     window = Window.from_dict(next(w for w in wins if w["id"] == args.window))
-    template = make_template(run, window, args.method, args.oversampling)
+    source = args.template_from or args.method
+    template = make_template(run, window, args.method, args.oversampling, source)
     scores = read_parquet(run / "windows" / window.id / args.method / "scores.parquet")
     edges = bh.bin_edges(window, config["bumphunt"]["bin_width"])
     uncut = np.histogram(scores["mjj"].to_numpy(), bins=edges)[0].astype(float)
