@@ -197,7 +197,9 @@ class Scorer(Configurable, abc.ABC):
         """Features of background events sampled at these mjj values, for a method that learns
         the background density (CATHODE, ANODE); None for the others.
 
-        The bump hunt's template background (:mod:`anomalyhunt.scores.template`) scores them.
+        Scored like the data, they predict the background a cut keeps without a sideband fit
+        (arXiv:2411.00085; measured in ``benchmarks/template_background.py``, not yet accurate
+        enough for the bump hunt with the CPU-sized flows).
         """
         return None
 
