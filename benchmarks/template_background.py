@@ -35,7 +35,7 @@ from anomalyhunt.scores import get_scorer
 from anomalyhunt.scores.base import WindowData
 from anomalyhunt.sensitivity import oracle_z
 from anomalyhunt.stats import significance
-from anomalyhunt.stats.functions import sr_groups
+from anomalyhunt.stats.functions import bin_masks, sr_groups
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,8 +114,9 @@ def make_template(
 
 
 def template_counts(
-    template: pd.DataFrame, thresholds: dict[int, float], edges: np.ndarray, oversampling: int
+    template: pd.DataFrame, thresholds: dict[int, float], edges: np.ndarray
 ) -> np.ndarray:
+    """Template samples passing each fold's cut, per mjj bin (divide by the oversampling)."""
     passed = np.zeros(len(template), dtype=bool)
     folds = template["fold"].to_numpy()
     for k, t in thresholds.items():
@@ -155,9 +156,7 @@ def main() -> None:
         "limits": False,
     }
     masks = sr_groups(edges, window.sr, base["sr_bins"])
-    sr_mask = np.zeros(len(edges) - 1, dtype=bool)
-    for m in masks:
-        sr_mask |= m
+    sr_mask = bin_masks(edges, *window.sr)[0]
     print(
         "| candidate | keep | n (SR) | signal / background (truth) | b ± sigma_b | SB closure "
         "(n / template) | function | Z local | oracle Z | Z / oracle |"
@@ -167,7 +166,7 @@ def main() -> None:
         keep, thresholds = bh.cut_mask(scores, eff)
         kept = scores[keep]
         counts = np.histogram(kept["mjj"].to_numpy(), bins=edges)[0].astype(float)
-        tmpl = template_counts(template, thresholds, edges, args.oversampling)
+        tmpl = template_counts(template, thresholds, edges)
         b_t = tmpl / args.oversampling
         sb = ~sr_mask
         closure = counts[sb].sum() / max(b_t[sb].sum(), 1e-9)
