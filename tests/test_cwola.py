@@ -165,3 +165,12 @@ def test_decorrelator_round_trips(tmp_path):
     np.testing.assert_array_equal(scorer.score(data), CWoLa.load(tmp_path / "m").score(data))
     with pytest.raises(AnomalyHuntError, match="decorrelate 'pca' unknown"):
         CWoLa(decorrelate="pca")
+
+
+def test_only_network_methods_ask_torch_for_a_device():
+    # the scores command resolves config `device` (importing torch) only for these
+    assert not CWoLa.uses_torch({"classifier": "hgb"}) and not CWoLa.uses_torch({})
+    assert CWoLa.uses_torch({"classifier": "mlp"})
+    assert not get_scorer("supervised").uses_torch({"classifier": "hgb"})
+    assert get_scorer("idealized").uses_torch({"classifier": "mlp"})
+    assert all(get_scorer(m).uses_torch({}) for m in ("anode", "cathode", "autoencoder", "vae"))

@@ -28,9 +28,13 @@ def test_point_config_changes_only_seed_injection_toys_and_limits():
     assert point["run"] == "tiny-sens-s7-i250"
     assert (point["seed"], point["regions"]["n_inject"], point["summary"]["toys"]) == (7, 250, 123)
     assert point["scores"] == base["scores"]
-    # the points skip the CLs limits (the curve reads discovery Z only), nothing else
+    # the points skip the CLs limits (the curve reads discovery Z only), nothing else of the search
     assert base["bumphunt"]["limits"] and not point["bumphunt"]["limits"]
     assert point["bumphunt"] == {**base["bumphunt"], "limits": False}
+    # ... and what the curve never reads: BumpHunter's check, the per-window figures, ROOT copies
+    assert base["summary"]["bumphunter_pe"] > 0 == point["summary"]["bumphunter_pe"]
+    assert base["output"]["window_plots"] and not point["output"]["window_plots"]
+    assert not point["output"]["root"]
     ah_config.validate(point)
 
 
@@ -74,4 +78,6 @@ def test_sensitivity_target_finds_the_injected_signal(tmp_path):
     window = result["signal_window"]
     fit = tmp_path / "results" / "tiny-sens-s3-i600" / "windows" / window / "cwola" / "fit.json"
     assert all(c["limit"] is None for c in json.loads(fit.read_text())["cuts"])
+    # nor draw the per-window figures, which the curve does not read
+    assert not (fit.parent / "fits.png").exists()
     assert "Lowest injected count" in (out / "sensitivity.md").read_text()

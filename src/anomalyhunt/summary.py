@@ -140,7 +140,7 @@ def bumphunter_check(fits: Sequence[dict[str, Any]], n_pe: int, seed: int) -> di
     binning) must not cost the search its summary.
     """
     if n_pe <= 0:
-        return {"status": "skipped: no BumpHunter pseudo-experiments requested"}
+        return {"status": "skipped (summary.bumphunter_pe = 0)"}
     try:
         return bumphunter.global_bumphunter(fits, n_pe=n_pe, seed=seed)
     except Exception as exc:
@@ -314,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         config["summary"]["toys"],
         cfgmod.derive_seed(config["seed"], "toys"),
         args.jobs,
+        bumphunter_pe=config["summary"]["bumphunter_pe"],
         bumphunter_seed=cfgmod.derive_seed(config["seed"], "bumphunter"),
     )
     table = with_toy_z(table, glob.get("local_toys", []))

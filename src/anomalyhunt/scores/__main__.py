@@ -114,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             if not f.name.startswith("_")
         }
     seed = cfgmod.derive_seed(config["seed"], "scores", args.method, args.window)
-    device = resolve_device(config["device"])
+    # a gradient-boosting method never touches torch: asking it for a GPU would only cost time
+    device = resolve_device(config["device"]) if scorer_cls.uses_torch(params) else "cpu"
     events = read_parquet(args.events)
     # the schema gives every method's block a validation_fraction; without a block, the driver's
     split = {k: float(params[k]) for k in ("validation_fraction",) if k in params}

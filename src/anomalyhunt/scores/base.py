@@ -185,6 +185,15 @@ class Scorer(Configurable, abc.ABC):
         self.device = device
         self.threads = int(threads)
 
+    @classmethod
+    def uses_torch(cls, params: Mapping[str, Any]) -> bool:
+        """Whether this method, with the config block ``params``, trains torch networks.
+
+        When it does not, the device is never resolved: importing torch only to ask for a GPU costs
+        two seconds in every job of the default (gradient-boosting) search.
+        """
+        return True
+
     @abc.abstractmethod
     def fit(self, train: WindowData, valid: WindowData) -> Scorer:
         """Train on ``train``; ``valid`` is for early stopping and model selection only."""

@@ -17,7 +17,7 @@ import abc
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -383,6 +383,11 @@ class HGBClassifier(BinaryClassifier):
 CLASSIFIERS: dict[str, type[BinaryClassifier]] = {"mlp": MLPClassifier, "hgb": HGBClassifier}
 #: What the config's ``classifier`` key may name (the decorrelated MLP is chosen by ``decorrelate``).
 CONFIG_CLASSIFIERS: tuple[str, ...] = ("hgb", "mlp")
+
+
+def is_network(params: Mapping[str, Any]) -> bool:
+    """Whether a scorer block's ``classifier`` (gradient boosting when unset) is a torch network."""
+    return params.get("classifier", "hgb") != "hgb"
 
 
 def check_kind(kind: str, where: str = "classifier") -> str:

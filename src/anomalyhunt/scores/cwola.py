@@ -20,7 +20,7 @@ from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import read_json, write_json
 from anomalyhunt.regions import SIDEBAND, SIGNAL_REGION
 from anomalyhunt.scores.base import Scorer, WindowData, register
-from anomalyhunt.scores.classifiers import check_kind
+from anomalyhunt.scores.classifiers import check_kind, is_network
 from anomalyhunt.scores.decorrelate import LocationScale
 from anomalyhunt.scores.ensemble import Ensemble
 from anomalyhunt.scores.penalties import METHODS as PENALTIES
@@ -62,6 +62,10 @@ class CWoLa(Scorer):
     name = "cwola"
     requires_regions = (SIDEBAND, SIGNAL_REGION)
     MANIFEST = "scorer.json"
+
+    @classmethod
+    def uses_torch(cls, params: Mapping[str, Any]) -> bool:
+        return is_network(params)
 
     def __init__(
         self,

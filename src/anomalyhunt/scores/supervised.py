@@ -28,7 +28,7 @@ from anomalyhunt.config import derive_seed
 from anomalyhunt.errors import AnomalyHuntError
 from anomalyhunt.io import read_json, write_json
 from anomalyhunt.scores.base import Scorer, WindowData, register
-from anomalyhunt.scores.classifiers import check_kind
+from anomalyhunt.scores.classifiers import check_kind, is_network
 from anomalyhunt.scores.ensemble import Ensemble
 from anomalyhunt.scores.penalties import METHODS as PENALTIES
 from anomalyhunt.scores.penalties import classifier_for
@@ -74,6 +74,10 @@ class ReferenceScorer(Scorer):
     needs_simulation: ClassVar[bool] = True
     bound_simulation: ClassVar[Simulation | None] = None
     MANIFEST = "scorer.json"
+
+    @classmethod
+    def uses_torch(cls, params: Mapping[str, Any]) -> bool:
+        return is_network(params)
 
     def __init__(
         self,
