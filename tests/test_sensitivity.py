@@ -51,7 +51,11 @@ def test_reach_is_the_lowest_count_whose_median_crosses_three():
 
 @pytest.mark.workflow
 def test_sensitivity_target_finds_the_injected_signal(tmp_path):
-    config = {**TINY, "sensitivity": {"injections": [0, 600], "seeds": [3], "toys": 200}}
+    # three points after the first, two at a time (as on a cluster)
+    config = {
+        **TINY,
+        "sensitivity": {"injections": [0, 600], "seeds": [3, 4], "toys": 200, "points_at_once": 2},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(tmp_path, "--cores", "2", "sensitivity")
     assert proc.returncode == 0, proc.stderr[-5000:]
@@ -59,7 +63,13 @@ def test_sensitivity_target_finds_the_injected_signal(tmp_path):
     for name in ("sensitivity.json", "sensitivity.md", "sensitivity.png", "points.csv"):
         assert (out / name).stat().st_size > 0
     result = json.loads((out / "sensitivity.json").read_text())
-    points = {p["n_inject"]: p for p in result["points"]}
+    assert sorted((p["seed"], p["n_inject"]) for p in result["points"]) == [
+        (3, 0),
+        (3, 600),
+        (4, 0),
+        (4, 600),
+    ]
+    points = {p["n_inject"]: p for p in result["points"] if p["seed"] == 3}
     # the window that holds the injected signal, its S/B from the point's own summary
     summary = json.loads((tmp_path / "results" / "tiny-sens-s3-i600" / "summary.json").read_text())
     uncut = next(

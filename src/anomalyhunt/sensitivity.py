@@ -142,8 +142,8 @@ def run_points(
 
     The first point runs alone, since its summary names the signal window whose evaluation the
     others ask for in the same Snakemake call. The rest run ``at_once`` at a time, each Snakemake
-    given all ``cores``: a point's serial steps (Snakemake's start-up, the data, the summary) then
-    overlap another's training, and on a cluster many points' jobs are queued together.
+    given all ``cores``: on a cluster many points' jobs then queue together. (On one machine the
+    overlap of one point's serial steps with another's training does not pay for the contention.)
     """
     from concurrent.futures import ThreadPoolExecutor
 
