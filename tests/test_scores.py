@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -356,6 +357,21 @@ def test_module_entry_point_exit_code(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("anomalyhunt: error: unknown scoring")
+
+
+def test_gradient_boosting_scores_never_import_torch(tmp_path):
+    # with device: auto only a network method may spend torch's import (2 s a job) on a GPU query
+    base = _write_inputs(tmp_path, make_events(3000, 100))
+    config = yaml.safe_load(Path(base["--config"]).read_text()) | {"device": "auto"}
+    Path(base["--config"]).write_text(yaml.safe_dump(config))
+    argv = _argv(base, window="w01", method="cwola", out=str(tmp_path / "s.parquet"))
+    code = (
+        "import sys; from anomalyhunt import cli; from anomalyhunt.scores.__main__ import main; "
+        "rc = cli.run(main, sys.argv[1:]); sys.exit(rc or 10 * ('torch' in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(read_parquet(tmp_path / "s.parquet")) > 0
 
 
 def test_gpu_slots_follow_the_device_setting() -> None:
