@@ -19,7 +19,6 @@ b +- sigma_b beside the true background in the SR (labels), the local Z and the 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import yaml
 
 from anomalyhunt import bumphunt as bh
 from anomalyhunt.io import read_parquet, write_parquet
-from anomalyhunt.regions import SIGNAL_REGION, Window
+from anomalyhunt.regions import SIGNAL_REGION, Window, find_window
 from anomalyhunt.scores import get_scorer
 from anomalyhunt.scores.base import WindowData
 from anomalyhunt.sensitivity import oracle_z
@@ -143,8 +142,7 @@ def main() -> None:
     logging.disable(logging.WARNING)
     run = REPO / "results" / args.run
     config = yaml.safe_load((run / "config.yaml").read_text())
-    wins = json.loads((run / "regions" / "windows.json").read_text())["windows"]
-    window = Window.from_dict(next(w for w in wins if w["id"] == args.window))
+    window, _ = find_window(run / "regions" / "windows.json", args.window)
     source = args.template_from or args.method
     template = make_template(run, window, args.method, args.oversampling, source)
     scores = read_parquet(run / "windows" / window.id / args.method / "scores.parquet")
